@@ -1,0 +1,10 @@
+//! What the proxy and the control plane agree on: the Ajax route catalogue, the project's token
+//! claims, the Redis keyspace, the stored Ajax session and its encryption, and Ajax's wire shapes.
+//! No axum, no sqlx, no pingora here.
+
+pub mod ajax_wire;
+pub mod catalogue;
+pub mod claims;
+pub mod keyspace;
+pub mod secrets;
+pub mod session;
