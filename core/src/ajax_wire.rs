@@ -28,12 +28,19 @@ pub struct ErrorItem {
 impl ErrorBody {
     /// An error with a fresh `messageId` and no detail entries.
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), message_id: uuid::Uuid::new_v4().to_string(), errors: Vec::new() }
+        Self {
+            message: message.into(),
+            message_id: uuid::Uuid::new_v4().to_string(),
+            errors: Vec::new(),
+        }
     }
 
     /// Adds one detail entry with a machine-readable `code`.
     pub fn with_code(mut self, code: impl Into<String>) -> Self {
-        self.errors.push(ErrorItem { code: Some(code.into()), ..ErrorItem::default() });
+        self.errors.push(ErrorItem {
+            code: Some(code.into()),
+            ..ErrorItem::default()
+        });
         self
     }
 
@@ -78,7 +85,9 @@ pub struct SessionTriple {
 
 impl std::fmt::Debug for SessionTriple {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionTriple").field("user_id", &self.user_id).finish_non_exhaustive()
+        f.debug_struct("SessionTriple")
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
     }
 }
 

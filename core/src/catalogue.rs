@@ -131,12 +131,18 @@ impl Catalogue {
 
     /// Parses the TSV form: `METHOD\tTEMPLATE\tOPERATION\tCLASS`, `#` comments.
     pub fn parse(text: &str) -> Result<Self, CatalogueError> {
-        let mut catalogue = Catalogue { routes: Vec::new(), root: Node::default() };
+        let mut catalogue = Catalogue {
+            routes: Vec::new(),
+            root: Node::default(),
+        };
         for (number, line) in text.lines().enumerate() {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let fail = |reason: &str| CatalogueError { line: number + 1, reason: reason.to_owned() };
+            let fail = |reason: &str| CatalogueError {
+                line: number + 1,
+                reason: reason.to_owned(),
+            };
             let fields: Vec<&str> = line.split('\t').collect();
             let [method, template, operation_id, class] = fields[..] else {
                 return Err(fail("expected four tab-separated fields"));
@@ -149,7 +155,9 @@ impl Catalogue {
                 .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
                 .map(str::to_owned)
                 .collect();
-            let owner = params.iter().position(|p| p == "userId" || p == "invokerId");
+            let owner = params
+                .iter()
+                .position(|p| p == "userId" || p == "invokerId");
             let index = catalogue.routes.len();
             let node = catalogue.insert(template);
             if node.methods.insert(method.to_owned(), index).is_some() {
@@ -190,7 +198,10 @@ impl Catalogue {
         let mut values = Vec::with_capacity(4);
         let node = find(&self.root, &parts, &mut values).ok_or(Miss::UnknownPath)?;
         let index = *node.methods.get(method).ok_or(Miss::MethodNotAllowed)?;
-        Ok(RouteMatch { route: &self.routes[index], values })
+        Ok(RouteMatch {
+            route: &self.routes[index],
+            values,
+        })
     }
 }
 
@@ -202,7 +213,11 @@ fn find<'n, 'p>(node: &'n Node, parts: &[&'p str], values: &mut Vec<&'p str>) ->
     let Some((first, rest)) = parts.split_first() else {
         return (!node.methods.is_empty()).then_some(node);
     };
-    if let Some(found) = node.literals.get(*first).and_then(|child| find(child, rest, values)) {
+    if let Some(found) = node
+        .literals
+        .get(*first)
+        .and_then(|child| find(child, rest, values))
+    {
         return Some(found);
     }
     let child = node.param.as_deref()?;
@@ -221,7 +236,11 @@ mod tests {
     #[test]
     fn builtin_catalogue_covers_every_user_operation_and_the_account_calls() {
         let catalogue = Catalogue::builtin();
-        let user_ops = catalogue.routes().iter().filter(|r| r.template.starts_with("/user")).count();
+        let user_ops = catalogue
+            .routes()
+            .iter()
+            .filter(|r| r.template.starts_with("/user"))
+            .count();
         assert_eq!(user_ops, 211, "the spec has 211 user-mode operations");
         for op in ["login", "refresh", "logout"] {
             let route = catalogue.lookup("POST", &format!("/{op}")).expect(op).route;
@@ -232,17 +251,44 @@ mod tests {
     #[test]
     fn hub_reads_commands_and_panic_are_classified() {
         let c = Catalogue::builtin();
-        assert_eq!(c.lookup("GET", "/user/u1/hubs").expect("hubs").route.class, RouteClass::HubRead);
-        assert_eq!(c.lookup("GET", "/user/u1/hubs/h1").expect("hub").route.class, RouteClass::HubRead);
-        assert_eq!(c.lookup("GET", "/user/u1/hubs/h1/devices").expect("devs").route.class, RouteClass::Read);
-        let arm = c.lookup("PUT", "/user/u1/hubs/h1/commands/arming").expect("arm");
+        assert_eq!(
+            c.lookup("GET", "/user/u1/hubs").expect("hubs").route.class,
+            RouteClass::HubRead
+        );
+        assert_eq!(
+            c.lookup("GET", "/user/u1/hubs/h1")
+                .expect("hub")
+                .route
+                .class,
+            RouteClass::HubRead
+        );
+        assert_eq!(
+            c.lookup("GET", "/user/u1/hubs/h1/devices")
+                .expect("devs")
+                .route
+                .class,
+            RouteClass::Read
+        );
+        let arm = c
+            .lookup("PUT", "/user/u1/hubs/h1/commands/arming")
+            .expect("arm");
         assert_eq!(arm.route.class, RouteClass::Command);
         assert_eq!(arm.route.operation_id, "sendArm");
-        let panic = c.lookup("PUT", "/user/u1/hubs/h1/commands/panic").expect("panic");
+        let panic = c
+            .lookup("PUT", "/user/u1/hubs/h1/commands/panic")
+            .expect("panic");
         assert_eq!(panic.route.class, RouteClass::Panic);
-        let device = c.lookup("POST", "/user/u1/hubs/h1/devices/d1/command").expect("device command");
+        let device = c
+            .lookup("POST", "/user/u1/hubs/h1/devices/d1/command")
+            .expect("device command");
         assert_eq!(device.route.class, RouteClass::Command);
-        assert_eq!(c.lookup("PUT", "/user/u1/hubs/h1").expect("update").route.class, RouteClass::Settings);
+        assert_eq!(
+            c.lookup("PUT", "/user/u1/hubs/h1")
+                .expect("update")
+                .route
+                .class,
+            RouteClass::Settings
+        );
     }
 
     #[test]
@@ -259,28 +305,45 @@ mod tests {
     #[test]
     fn parameters_and_owner_are_extracted() {
         let c = Catalogue::builtin();
-        let m = c.lookup("GET", "/user/U1/hubs/H1/devices/D1").expect("device");
+        let m = c
+            .lookup("GET", "/user/U1/hubs/H1/devices/D1")
+            .expect("device");
         assert_eq!(m.owner(), Some("U1"));
         assert_eq!(m.param("hubId"), Some("H1"));
         assert_eq!(m.param("deviceId"), Some("D1"));
-        let invoker = c.lookup("GET", "/user/U2/hubs/H1/scheduledWakeUp").expect("invoker");
+        let invoker = c
+            .lookup("GET", "/user/U2/hubs/H1/scheduledWakeUp")
+            .expect("invoker");
         assert_eq!(invoker.owner(), Some("U2"));
     }
 
     #[test]
     fn unknown_paths_and_methods_are_told_apart() {
         let c = Catalogue::builtin();
-        assert_eq!(c.lookup("GET", "/user/u1/nothing-here").err(), Some(Miss::UnknownPath));
-        assert_eq!(c.lookup("GET", "/company/c1/hubs").err(), Some(Miss::UnknownPath));
-        assert_eq!(c.lookup("DELETE", "/login").err(), Some(Miss::MethodNotAllowed));
+        assert_eq!(
+            c.lookup("GET", "/user/u1/nothing-here").err(),
+            Some(Miss::UnknownPath)
+        );
+        assert_eq!(
+            c.lookup("GET", "/company/c1/hubs").err(),
+            Some(Miss::UnknownPath)
+        );
+        assert_eq!(
+            c.lookup("DELETE", "/login").err(),
+            Some(Miss::MethodNotAllowed)
+        );
         assert_eq!(c.lookup("GET", "/").err(), Some(Miss::UnknownPath));
     }
 
     #[test]
     fn malformed_catalogue_lines_are_reported_with_their_number() {
-        let err = Catalogue::parse("# header\nGET\t/x\top\tnonsense\n").err().expect("error");
+        let err = Catalogue::parse("# header\nGET\t/x\top\tnonsense\n")
+            .err()
+            .expect("error");
         assert_eq!(err.line, 2);
-        let dup = Catalogue::parse("GET\t/x\ta\tread\nGET\t/x\tb\tread\n").err().expect("dup");
+        let dup = Catalogue::parse("GET\t/x\ta\tread\nGET\t/x\tb\tread\n")
+            .err()
+            .expect("dup");
         assert_eq!(dup.line, 2);
     }
 }

@@ -15,7 +15,9 @@ impl Default for Keyspace {
 
 impl Keyspace {
     pub fn new(prefix: impl Into<String>) -> Self {
-        Self { prefix: prefix.into() }
+        Self {
+            prefix: prefix.into(),
+        }
     }
 
     pub fn prefix(&self) -> &str {

@@ -5,6 +5,7 @@
 pub mod ajax_wire;
 pub mod catalogue;
 pub mod claims;
+pub mod jwk;
 pub mod keyspace;
 pub mod secrets;
 pub mod session;

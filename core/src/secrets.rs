@@ -33,7 +33,9 @@ impl std::fmt::Debug for SecretsKey {
 impl SecretsKey {
     /// Parses the base64 form used in `ASF_SECRETS_KEY`.
     pub fn from_base64(text: &str) -> Result<Self, SecretsError> {
-        let bytes = STANDARD.decode(text.trim()).map_err(|_| SecretsError::BadKey)?;
+        let bytes = STANDARD
+            .decode(text.trim())
+            .map_err(|_| SecretsError::BadKey)?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| SecretsError::BadKey)?;
         Ok(Self(XChaCha20Poly1305::new(&key.into())))
     }
@@ -49,9 +51,15 @@ impl SecretsKey {
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> String {
         let mut nonce = [0u8; NONCE_LEN];
         rand::thread_rng().fill_bytes(&mut nonce);
-        let payload = Payload { msg: plaintext, aad: context.as_bytes() };
+        let payload = Payload {
+            msg: plaintext,
+            aad: context.as_bytes(),
+        };
         // Encryption with a valid key and nonce only fails for messages beyond 256 GiB.
-        let ciphertext = self.0.encrypt(XNonce::from_slice(&nonce), payload).unwrap_or_default();
+        let ciphertext = self
+            .0
+            .encrypt(XNonce::from_slice(&nonce), payload)
+            .unwrap_or_default();
         let mut out = Vec::with_capacity(NONCE_LEN + ciphertext.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ciphertext);
@@ -60,13 +68,20 @@ impl SecretsKey {
 
     /// Decrypts a value sealed by [`SecretsKey::seal`] under the same `context`.
     pub fn open(&self, context: &str, sealed: &str) -> Result<Vec<u8>, SecretsError> {
-        let bytes = STANDARD.decode(sealed).map_err(|_| SecretsError::Malformed)?;
+        let bytes = STANDARD
+            .decode(sealed)
+            .map_err(|_| SecretsError::Malformed)?;
         if bytes.len() < NONCE_LEN + 16 {
             return Err(SecretsError::Malformed);
         }
         let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
-        let payload = Payload { msg: ciphertext, aad: context.as_bytes() };
-        self.0.decrypt(XNonce::from_slice(nonce), payload).map_err(|_| SecretsError::WrongKeyOrTampered)
+        let payload = Payload {
+            msg: ciphertext,
+            aad: context.as_bytes(),
+        };
+        self.0
+            .decrypt(XNonce::from_slice(nonce), payload)
+            .map_err(|_| SecretsError::WrongKeyOrTampered)
     }
 }
 
@@ -82,7 +97,10 @@ mod tests {
     fn sealed_value_opens_with_same_key_and_context() {
         let key = key();
         let sealed = key.seal("asf:ajax-session:u1", b"token");
-        assert_eq!(key.open("asf:ajax-session:u1", &sealed).expect("open"), b"token");
+        assert_eq!(
+            key.open("asf:ajax-session:u1", &sealed).expect("open"),
+            b"token"
+        );
         assert!(!sealed.contains("token"));
     }
 
@@ -90,14 +108,23 @@ mod tests {
     fn sealed_value_does_not_open_under_another_key_or_context() {
         let key = key();
         let sealed = key.seal("ctx-a", b"token");
-        assert_eq!(key.open("ctx-b", &sealed), Err(SecretsError::WrongKeyOrTampered));
-        assert_eq!(self::key().open("ctx-a", &sealed), Err(SecretsError::WrongKeyOrTampered));
+        assert_eq!(
+            key.open("ctx-b", &sealed),
+            Err(SecretsError::WrongKeyOrTampered)
+        );
+        assert_eq!(
+            self::key().open("ctx-a", &sealed),
+            Err(SecretsError::WrongKeyOrTampered)
+        );
         assert_eq!(key.open("ctx-a", "!!"), Err(SecretsError::Malformed));
     }
 
     #[test]
     fn keys_of_the_wrong_length_are_refused() {
-        assert_eq!(SecretsKey::from_base64("c2hvcnQ=").err(), Some(SecretsError::BadKey));
+        assert_eq!(
+            SecretsKey::from_base64("c2hvcnQ=").err(),
+            Some(SecretsError::BadKey)
+        );
         assert!(!format!("{:?}", key()).contains('='));
     }
 }

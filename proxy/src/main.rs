@@ -1,1 +1,144 @@
-fn main() {}
+//! `asf-proxy -c conf/proxy.yaml [-t] [-d] [-u]`: loads Pingora's server conf and the `app:` section
+//! from one file, applies environment overrides, checks everything (`-t` stops there), then runs the
+//! gateway, its metrics listener and the JWKS refresher.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use asf_core::catalogue::Catalogue;
+use async_trait::async_trait;
+use jsonwebtoken::DecodingKey;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::background::{BackgroundService, background_service};
+
+use asf_proxy::admission::Admission;
+use asf_proxy::auth::keys::JwksCache;
+use asf_proxy::auth::{KeySource, Verifier};
+use asf_proxy::config::{AuthMode, ProxyConfig, ProxyFileConfig};
+use asf_proxy::metrics::{Metrics, MetricsApp};
+use asf_proxy::pipeline::Gateway;
+use asf_proxy::upstream::Upstream;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,pingora=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut opt = Opt::parse_args();
+    let (server_conf, config) = match load(&opt) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("asf-proxy: configuration error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if opt.test {
+        println!("asf-proxy: configuration OK");
+        return ExitCode::SUCCESS;
+    }
+    opt.conf = None;
+    match run(opt, server_conf, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("asf-proxy: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads and checks the configuration file and the environment.
+fn load(opt: &Opt) -> anyhow::Result<(ServerConf, ProxyConfig)> {
+    let (server_conf, file) = match &opt.conf {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
+            let server_conf =
+                ServerConf::from_yaml(&text).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+            let file = ProxyFileConfig::from_yaml_str(&text)
+                .map_err(|e| anyhow::anyhow!("{path}: app: {e}"))?;
+            (server_conf, file)
+        }
+        None => (
+            ServerConf::new().context("default server conf")?,
+            ProxyFileConfig::default(),
+        ),
+    };
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let config = file.with_env(&env).check()?;
+    Ok((server_conf, config))
+}
+
+fn run(opt: Opt, server_conf: ServerConf, config: ProxyConfig) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    tracing::info!(config = ?config, "starting asf-proxy");
+    let metrics = Metrics::new().context("metrics")?;
+    let keys = match &config.auth.mode {
+        AuthMode::Hs256 { secret } => {
+            KeySource::Hs256(DecodingKey::from_secret(secret).context("HS256 secret")?)
+        }
+        AuthMode::EdDsa { jwks_url } => KeySource::Jwks(JwksCache::new(
+            jwks_url.clone(),
+            config.auth.jwks_min_refetch,
+            metrics.clone(),
+        )),
+    };
+    let verifier = Arc::new(Verifier::new(keys, &config.auth));
+    let gateway = Gateway {
+        catalogue: Catalogue::builtin(),
+        verifier: verifier.clone(),
+        admission: Admission::new(&config).context("REDIS_URL")?,
+        ajax: Upstream::new(config.ajax.clone(), config.upstream_timeout),
+        control_plane: Upstream::new(config.control_plane.clone(), config.upstream_timeout),
+        metrics: metrics.clone(),
+        config: config.clone(),
+    };
+
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf);
+    server.bootstrap();
+    let mut proxy =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "asf-proxy");
+    proxy.add_tcp(&config.listen);
+    let mut metrics_service =
+        pingora::services::listening::Service::new("metrics".into(), MetricsApp(metrics));
+    metrics_service.add_tcp(&config.metrics_listen);
+    let refresher = background_service(
+        "jwks",
+        JwksRefresher {
+            verifier,
+            interval: config.auth.jwks_refresh,
+        },
+    );
+    server.add_service(proxy);
+    server.add_service(metrics_service);
+    server.add_service(refresher);
+    println!(
+        "asf-proxy listening on http://{} (metrics on http://{}/metrics)",
+        config.listen, config.metrics_listen
+    );
+    server.run_forever();
+}
+
+/// Keeps the JWKS cache fresh in the background (EdDSA mode only).
+struct JwksRefresher {
+    verifier: Arc<Verifier>,
+    interval: std::time::Duration,
+}
+
+#[async_trait]
+impl BackgroundService for JwksRefresher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let KeySource::Jwks(cache) = self.verifier.keys() else {
+            return;
+        };
+        tokio::select! {
+            () = cache.run_refresh_loop(self.interval) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

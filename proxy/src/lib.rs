@@ -1,0 +1,12 @@
+//! asf-proxy: the data plane of AjaxSecurFlow, a Pingora server that is a drop-in Ajax API endpoint.
+//! See `pipeline` for the request path; every other module owns one step of it.
+
+pub mod admission;
+pub mod auth;
+pub mod config;
+pub mod metrics;
+pub mod pipeline;
+pub mod respond;
+pub mod rewrite;
+pub mod shield;
+pub mod upstream;

@@ -1,0 +1,60 @@
+//! Answers the proxy makes itself: Ajax-shaped JSON errors with a JSON `Content-Type`, the request
+//! id, `Retry-After` where the client should come back later, and keep-alive kept (Pingora's
+//! `respond_error` would close the connection).
+
+use asf_core::ajax_wire::ErrorBody;
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+
+/// One answer the proxy gives without forwarding.
+#[derive(Debug, Clone)]
+pub struct LocalAnswer {
+    pub status: u16,
+    pub message: &'static str,
+    /// Machine-readable reason, in `errors[0].code`.
+    pub code: &'static str,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl LocalAnswer {
+    pub const fn new(status: u16, code: &'static str, message: &'static str) -> Self {
+        Self {
+            status,
+            message,
+            code,
+            retry_after_secs: None,
+        }
+    }
+
+    pub const fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+}
+
+/// Writes `answer` to the client. The unread request body, if any, is drained first so that the
+/// connection can be reused.
+pub async fn send(session: &mut Session, answer: &LocalAnswer, request_id: &str) -> Result<()> {
+    let body = Bytes::from(
+        ErrorBody::new(answer.message)
+            .with_code(answer.code)
+            .to_json(),
+    );
+    let mut header = ResponseHeader::build(answer.status, Some(5))?;
+    header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    header.insert_header(asf_core::ajax_wire::headers::REQUEST_ID, request_id)?;
+    if let Some(secs) = answer.retry_after_secs {
+        header.insert_header(http::header::RETRY_AFTER, secs.to_string())?;
+    }
+    if session.drain_request_body().await.is_err() {
+        session.set_keepalive(None);
+    }
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
+}

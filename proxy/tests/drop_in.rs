@@ -1,0 +1,473 @@
+//! End to end: an Ajax client pointed at asf-proxy works against ajax-sim with the project's own
+//! tokens, while the company key and the user's real Ajax token are added only on the way out.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::*;
+
+struct World {
+    sim: Sim,
+    proxy: Proxy,
+    issuer: Issuer,
+    _jwks: JwksServer,
+    /// Ajax user id of demo@example.com and a token for it.
+    uid: String,
+    token: String,
+}
+
+async fn world() -> World {
+    let sim = Sim::start(&[]).await;
+    let issuer = Issuer::new("test-key-1");
+    let jwks_port = free_port();
+    let jwks = JwksServer::start(jwks_port, vec![issuer.jwk()]).await;
+    let proxy = Proxy::start(ProxyOptions {
+        ajax_url: &sim.url,
+        jwks_port,
+        extra_env: vec![],
+    })
+    .await;
+    let login = sim.login("demo@example.com", "demo").await;
+    let uid = login["userId"].as_str().expect("uid").to_owned();
+    proxy.store_session("user-1", &login).await;
+    let token = issuer.sign(&issuer.claims("user-1", &uid));
+    sim.reset().await;
+    World {
+        sim,
+        proxy,
+        issuer,
+        _jwks: jwks,
+        uid,
+        token,
+    }
+}
+
+async fn get(world: &World, path: &str, token: &str) -> reqwest::Response {
+    client()
+        .get(format!("{}{path}", world.proxy.url))
+        .header("x-session-token", token)
+        .send()
+        .await
+        .expect("request")
+}
+
+fn assert_ajax_error_shape(body: &Value) {
+    assert!(body["message"].is_string(), "{body}");
+    assert!(body["messageId"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn client_reads_hubs_devices_groups_and_logs_and_arms_through_the_proxy() {
+    let w = world().await;
+    let hubs = get(&w, &format!("/api/user/{}/hubs", w.uid), &w.token).await;
+    assert_eq!(hubs.status(), 200);
+    assert!(
+        hubs.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .starts_with("application/json")
+    );
+    assert!(hubs.headers().contains_key("x-request-id"));
+    let hubs: Value = hubs.json().await.expect("json");
+    let hub = hubs[0]["hubId"].as_str().expect("hub id").to_owned();
+
+    for tail in ["", "/devices", "/groups", "/rooms", "/logs"] {
+        let response = get(
+            &w,
+            &format!("/api/user/{}/hubs/{hub}{tail}", w.uid),
+            &w.token,
+        )
+        .await;
+        assert_eq!(response.status(), 200, "GET hub{tail}");
+    }
+
+    let arm = client()
+        .put(format!(
+            "{}/api/user/{}/hubs/{hub}/commands/arming",
+            w.proxy.url, w.uid
+        ))
+        .header("x-session-token", &w.token)
+        .json(&json!({"command": "ARM", "ignoreProblems": true}))
+        .send()
+        .await
+        .expect("arm");
+    assert!(
+        arm.status() == 204 || arm.status() == 202,
+        "arm: {}",
+        arm.status()
+    );
+    let detail: Value = get(&w, &format!("/api/user/{}/hubs/{hub}", w.uid), &w.token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(detail["state"], "ARMED", "{detail}");
+
+    let disarm = client()
+        .put(format!(
+            "{}/api/user/{}/hubs/{hub}/commands/arming",
+            w.proxy.url, w.uid
+        ))
+        .bearer_auth(&w.token)
+        .json(&json!({"command": "DISARM", "ignoreProblems": true}))
+        .send()
+        .await
+        .expect("disarm");
+    assert_eq!(disarm.status(), 204);
+    let detail: Value = get(&w, &format!("/api/user/{}/hubs/{hub}", w.uid), &w.token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(detail["state"], "DISARMED", "{detail}");
+}
+
+#[tokio::test]
+async fn ajax_sees_the_company_key_and_the_real_session_never_the_client_token() {
+    let w = world().await;
+    let response = client()
+        .get(format!("{}/api/user/{}/hubs", w.proxy.url, w.uid))
+        .header("x-session-token", &w.token)
+        .header("x-api-key", "client-supplied-key")
+        .header("x-company-token", "client-company-token")
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-user-id", &w.uid)
+        .header("cookie", "session=abc")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let stats = w.sim.stats().await;
+    let seen = stats["last_requests"]
+        .as_array()
+        .expect("recorded requests");
+    assert_eq!(seen.len(), 1, "{stats}");
+    let request = &seen[0];
+    assert_eq!(
+        request["api_key_ok"], true,
+        "the company key must be sent: {request}"
+    );
+    let ajax_token = request["session_token"]
+        .as_str()
+        .expect("session token sent");
+    assert_ne!(
+        ajax_token, w.token,
+        "the client's token must never reach Ajax"
+    );
+    assert!(
+        !ajax_token.contains('.'),
+        "Ajax must get its own hex token, not our JWT"
+    );
+    assert!(request["authorization"].is_null(), "{request}");
+    assert_ne!(request["x_forwarded_for"], "6.6.6.6", "{request}");
+    let names: Vec<String> = request["other_headers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_ascii_lowercase))
+                .collect()
+        })
+        .unwrap_or_default();
+    for leaked in ["x-company-token", "cookie", "x-user-id"] {
+        assert!(
+            !names.iter().any(|n| n == leaked),
+            "{leaked} reached Ajax: {names:?}"
+        );
+    }
+    assert_eq!(stats["requests_total"], 1);
+}
+
+#[tokio::test]
+async fn forged_expired_and_unsigned_tokens_get_401_without_reaching_ajax() {
+    let w = world().await;
+    let forger = Issuer::new("test-key-1");
+    let forged = forger.sign(&forger.claims("user-1", &w.uid));
+    let mut old = w.issuer.claims("user-1", &w.uid);
+    old.iat -= 4000;
+    old.nbf -= 4000;
+    old.exp = now() - 3000;
+    let expired = w.issuer.sign(&old);
+    let b64 = |bytes: &[u8]| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    };
+    let claims = serde_json::to_vec(&w.issuer.claims("user-1", &w.uid)).expect("claims");
+    let unsigned = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none","typ":"JWT"}"#),
+        b64(&claims)
+    );
+
+    for (name, token) in [
+        ("forged", forged.as_str()),
+        ("expired", &expired),
+        ("alg none", &unsigned),
+        ("garbage", "abc"),
+    ] {
+        let response = get(&w, &format!("/api/user/{}/hubs", w.uid), token).await;
+        assert_eq!(response.status(), 401, "{name}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .expect("ct")
+                .starts_with("application/json")
+        );
+        assert_ajax_error_shape(&response.json().await.expect("json"));
+    }
+    let missing = client()
+        .get(format!("{}/api/user/{}/hubs", w.proxy.url, w.uid))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(missing.status(), 401);
+    let two_tokens = client()
+        .get(format!("{}/api/user/{}/hubs", w.proxy.url, w.uid))
+        .header("x-session-token", &w.token)
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(two_tokens.status(), 401);
+    assert_eq!(w.sim.stats().await["requests_total"], 0);
+}
+
+#[tokio::test]
+async fn another_users_path_is_404_and_never_reaches_ajax() {
+    let w = world().await;
+    let other = w.sim.login("demo2@example.com", "demo").await;
+    let other_uid = other["userId"].as_str().expect("uid");
+    let response = get(&w, &format!("/api/user/{other_uid}/hubs"), &w.token).await;
+    assert_eq!(response.status(), 404);
+    assert_ajax_error_shape(&response.json().await.expect("json"));
+    w.sim.reset().await;
+    let response = get(&w, &format!("/api/user/{other_uid}/hubs"), &w.token).await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(w.sim.stats().await["requests_total"], 0);
+}
+
+#[tokio::test]
+async fn unknown_company_and_malformed_routes_are_answered_locally() {
+    let w = world().await;
+    for (path, status) in [
+        ("/api/user/x/unknown", 404),
+        ("/.env", 404),
+        ("/wp-admin/", 404),
+        ("/api/company/c1/hubs", 404),
+        ("/api/user/%2e%2e/hubs", 400),
+        ("/api/user/a%2Fb/hubs", 400),
+    ] {
+        let response = get(&w, path, &w.token).await;
+        assert_eq!(response.status(), status, "{path}");
+        assert_ajax_error_shape(&response.json().await.expect("json"));
+    }
+    assert_eq!(w.sim.stats().await["requests_total"], 0);
+}
+
+#[tokio::test]
+async fn revoked_tokens_and_missing_sessions_get_401() {
+    let w = world().await;
+    let mut redis = redis_connection().await;
+    let claims = w.issuer.claims("user-1", &w.uid);
+    let token = w.issuer.sign(&claims);
+    assert_eq!(
+        get(&w, &format!("/api/user/{}/hubs", w.uid), &token)
+            .await
+            .status(),
+        200
+    );
+    redis::cmd("SET")
+        .arg(w.proxy.keys.revoked_token(&claims.jti))
+        .arg(1)
+        .arg("EX")
+        .arg(60)
+        .query_async::<()>(&mut redis)
+        .await
+        .expect("set");
+    assert_eq!(
+        get(&w, &format!("/api/user/{}/hubs", w.uid), &token)
+            .await
+            .status(),
+        401
+    );
+
+    let stranger = w
+        .issuer
+        .sign(&w.issuer.claims("user-without-session", &w.uid));
+    assert_eq!(
+        get(&w, &format!("/api/user/{}/hubs", w.uid), &stranger)
+            .await
+            .status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn refusals_keep_the_connection_alive() {
+    let w = world().await;
+    let response = get(&w, &format!("/api/user/{}/hubs", w.uid), "not-a-token").await;
+    assert_eq!(response.status(), 401);
+    let connection = response
+        .headers()
+        .get("connection")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(
+        !connection.eq_ignore_ascii_case("close"),
+        "connection: {connection}"
+    );
+}
+
+#[tokio::test]
+async fn proxy_answers_503_until_keys_exist_then_serves() {
+    let sim = Sim::start(&[]).await;
+    let issuer = Issuer::new("late-key");
+    let jwks_port = free_port();
+    let proxy = Proxy::start(ProxyOptions {
+        ajax_url: &sim.url,
+        jwks_port,
+        extra_env: vec![],
+    })
+    .await;
+    let login = sim.login("demo@example.com", "demo").await;
+    let uid = login["userId"].as_str().expect("uid").to_owned();
+    proxy.store_session("user-1", &login).await;
+    let token = issuer.sign(&issuer.claims("user-1", &uid));
+    let url = format!("{}/api/user/{uid}/hubs", proxy.url);
+
+    let early = client()
+        .get(&url)
+        .header("x-session-token", &token)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(early.status(), 503);
+    assert!(early.headers().contains_key("retry-after"));
+
+    let _jwks = JwksServer::start(jwks_port, vec![issuer.jwk()]).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let status = client()
+            .get(&url)
+            .header("x-session-token", &token)
+            .send()
+            .await
+            .expect("req")
+            .status();
+        if status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {status} after keys appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn hs256_mode_accepts_tokens_signed_with_the_shared_secret() {
+    let sim = Sim::start(&[]).await;
+    let secret = "an-hs256-shared-secret-of-32-bytes-or-more";
+    let proxy = Proxy::start(ProxyOptions {
+        ajax_url: &sim.url,
+        jwks_port: free_port(),
+        extra_env: vec![
+            ("ASF_JWT_MODE", "hs256".into()),
+            ("ASF_JWT_HS256_SECRET", secret.into()),
+        ],
+    })
+    .await;
+    let login = sim.login("demo@example.com", "demo").await;
+    let uid = login["userId"].as_str().expect("uid").to_owned();
+    proxy.store_session("user-1", &login).await;
+    let issuer = Issuer::new("unused");
+    let claims = issuer.claims("user-1", &uid);
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).expect("key");
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &key,
+    )
+    .expect("sign");
+    let url = format!("{}/api/user/{uid}/hubs", proxy.url);
+    assert_eq!(
+        client()
+            .get(&url)
+            .header("x-session-token", &token)
+            .send()
+            .await
+            .expect("req")
+            .status(),
+        200
+    );
+    // An EdDSA token is refused in HS256 mode: no algorithm mix-ups.
+    let ed = issuer.sign(&claims);
+    assert_eq!(
+        client()
+            .get(&url)
+            .header("x-session-token", &ed)
+            .send()
+            .await
+            .expect("req")
+            .status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_class_status_and_decision() {
+    let w = world().await;
+    assert_eq!(
+        get(&w, &format!("/api/user/{}/hubs", w.uid), &w.token)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(get(&w, "/api/user/x/unknown", &w.token).await.status(), 404);
+    let text = reqwest::get(&w.proxy.metrics_url)
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains(
+            r#"asf_proxy_requests_total{class="hub_read",decision="forwarded",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"decision="refused_shield",status="404"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("asf_proxy_upstream_seconds_bucket"), "{text}");
+    assert!(
+        text.contains(r#"asf_proxy_jwks_refreshes_total{outcome="ok"}"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn base_path_prefix_works_for_clients_with_a_prefixed_base_url() {
+    let sim = Sim::start(&[]).await;
+    let issuer = Issuer::new("k");
+    let jwks_port = free_port();
+    let _jwks = JwksServer::start(jwks_port, vec![issuer.jwk()]).await;
+    let proxy = Proxy::start(ProxyOptions {
+        ajax_url: &sim.url,
+        jwks_port,
+        extra_env: vec![("ASF_BASE_PATH", "/ajax".into())],
+    })
+    .await;
+    let login = sim.login("demo@example.com", "demo").await;
+    let uid = login["userId"].as_str().expect("uid").to_owned();
+    proxy.store_session("user-1", &login).await;
+    let token = issuer.sign(&issuer.claims("user-1", &uid));
+    let ok = client()
+        .get(format!("{}/ajax/api/user/{uid}/hubs", proxy.url))
+        .header("x-session-token", &token)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(ok.status(), 200);
+}

@@ -1,0 +1,319 @@
+//! Test harness for end-to-end tests: real processes (ajax-sim, asf-proxy) on free ports, the local
+//! Redis under a per-test key prefix, a stand-in JWKS endpoint, and tokens minted with a test key
+//! the way the control plane mints them.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use asf_core::claims::{AccessClaims, Role};
+use asf_core::jwk::{Jwk, JwkSet};
+use asf_core::keyspace::Keyspace;
+use asf_core::secrets::SecretsKey;
+use asf_core::session::AjaxSession;
+use base64::Engine;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::Value;
+use sha2::Digest;
+
+pub const API_KEY: &str = "test-company-key-5f1c";
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// A child process killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Path of a workspace binary (built next to this test's own binaries).
+pub fn binary(name: &str) -> PathBuf {
+    let proxy = PathBuf::from(env!("CARGO_BIN_EXE_asf-proxy"));
+    proxy.with_file_name(name)
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// Waits until something accepts TCP connections on `addr`.
+pub async fn wait_for_port(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listening on {addr}");
+}
+
+/// A running ajax-sim.
+pub struct Sim {
+    pub url: String,
+    _proc: Proc,
+}
+
+impl Sim {
+    pub async fn start(extra: &[&str]) -> Sim {
+        let mut child = Command::new(binary("ajax-sim"))
+            .args(["--listen", "127.0.0.1:0", "--api-key", API_KEY])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ajax-sim (build the workspace first)");
+        let stdout = child.stdout.take().expect("stdout");
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).expect("read");
+            line
+        })
+        .await
+        .expect("join");
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .expect("url")
+            .trim_end_matches('/')
+            .to_owned();
+        assert!(
+            url.starts_with("http://"),
+            "unexpected ajax-sim banner: {line}"
+        );
+        Sim {
+            url,
+            _proc: Proc(child),
+        }
+    }
+
+    pub async fn stats(&self) -> Value {
+        reqwest::get(format!("{}/_sim/stats", self.url))
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    pub async fn reset(&self) {
+        reqwest::Client::new()
+            .post(format!("{}/_sim/reset", self.url))
+            .send()
+            .await
+            .expect("reset");
+    }
+
+    /// Logs in to the sim directly, as the control plane does.
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/login", self.url))
+            .header("x-api-key", API_KEY)
+            .json(&serde_json::json!({"login": email, "passwordHash": sha256_hex(password)}))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(response.status(), 200, "sim login");
+        response.json().await.expect("json")
+    }
+}
+
+/// A stand-in for the control plane's JWKS endpoint, serving one or more Ed25519 keys.
+pub struct Issuer {
+    pub kid: String,
+    signing: ed25519_dalek::SigningKey,
+}
+
+impl Issuer {
+    pub fn new(kid: &str) -> Issuer {
+        let mut seed = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut seed);
+        Issuer {
+            kid: kid.to_owned(),
+            signing: ed25519_dalek::SigningKey::from_bytes(&seed),
+        }
+    }
+
+    pub fn jwk(&self) -> Jwk {
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(self.signing.verifying_key().as_bytes());
+        Jwk::ed25519(self.kid.clone(), x)
+    }
+
+    pub fn claims(&self, sub: &str, uid: &str) -> AccessClaims {
+        let now = now();
+        AccessClaims {
+            sub: sub.into(),
+            uid: uid.into(),
+            tid: format!("tenant-{sub}"),
+            role: Role::User,
+            jti: uuid::Uuid::new_v4().to_string(),
+            iat: now,
+            nbf: now,
+            exp: now + 900,
+            iss: "ajaxsecurflow".into(),
+            aud: "ajax-api".into(),
+        }
+    }
+
+    pub fn sign(&self, claims: &AccessClaims) -> String {
+        let der = self.signing.to_pkcs8_der().expect("der");
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(der.as_bytes()))
+            .expect("sign")
+    }
+}
+
+/// Serves `{"keys": [...]}` at `/.well-known/jwks.json` on `port` until dropped.
+pub struct JwksServer {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl JwksServer {
+    pub async fn start(port: u16, keys: Vec<Jwk>) -> JwksServer {
+        let set = JwkSet { keys };
+        let app = axum::Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || {
+                let set = set.clone();
+                async move { axum::Json(set) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind jwks");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        JwksServer { task }
+    }
+}
+
+impl Drop for JwksServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A running asf-proxy and what it was started with.
+pub struct Proxy {
+    pub url: String,
+    pub metrics_url: String,
+    pub keys: Keyspace,
+    pub secrets: SecretsKey,
+    _proc: Proc,
+}
+
+pub struct ProxyOptions<'a> {
+    pub ajax_url: &'a str,
+    pub jwks_port: u16,
+    pub extra_env: Vec<(&'a str, String)>,
+}
+
+impl Proxy {
+    pub async fn start(options: ProxyOptions<'_>) -> Proxy {
+        let port = free_port();
+        let metrics_port = free_port();
+        let secrets_b64 = SecretsKey::generate_base64();
+        let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let mut command = Command::new(binary("asf-proxy"));
+        command
+            .args([
+                "-c",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/proxy.yaml"),
+            ])
+            .env("ASF_PROXY_LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "ASF_PROXY_METRICS_LISTEN",
+                format!("127.0.0.1:{metrics_port}"),
+            )
+            .env("AJAX_API_URL", options.ajax_url)
+            .env("AJAX_API_KEY", API_KEY)
+            .env("REDIS_URL", REDIS_URL)
+            .env("ASF_REDIS_PREFIX", &prefix)
+            .env("ASF_SECRETS_KEY", &secrets_b64)
+            .env(
+                "ASF_CONTROL_PLANE_URL",
+                format!("http://127.0.0.1:{}", options.jwks_port),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (name, value) in &options.extra_env {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("spawn asf-proxy");
+        let proc = Proc(child);
+        wait_for_port(format!("127.0.0.1:{port}").parse().expect("addr")).await;
+        Proxy {
+            url: format!("http://127.0.0.1:{port}"),
+            metrics_url: format!("http://127.0.0.1:{metrics_port}/metrics"),
+            keys: Keyspace::new(prefix),
+            secrets: SecretsKey::from_base64(&secrets_b64).expect("key"),
+            _proc: proc,
+        }
+    }
+
+    /// Stores a user's Ajax session in Redis exactly as the control plane does.
+    pub async fn store_session(&self, sub: &str, login: &Value) {
+        let session = AjaxSession {
+            session_token: login["sessionToken"].as_str().expect("token").to_owned(),
+            refresh_token: login["refreshToken"].as_str().expect("refresh").to_owned(),
+            ajax_user_id: login["userId"].as_str().expect("uid").to_owned(),
+            session_expires_at: now() + 900,
+            refresh_expires_at: now() + 7 * 86400,
+        };
+        let key = self.keys.ajax_session(sub);
+        let sealed = session.seal(&self.secrets, &key);
+        let mut redis = redis_connection().await;
+        redis::cmd("SET")
+            .arg(&key)
+            .arg(sealed)
+            .arg("EX")
+            .arg(3600)
+            .query_async::<()>(&mut redis)
+            .await
+            .expect("set");
+    }
+}
+
+pub async fn redis_connection() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(REDIS_URL)
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis must be running (see .ci/run)")
+}
+
+/// A client that never follows redirects and times out rather than hanging a test.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
