@@ -1,1 +1,152 @@
-fn main() {}
+//! `asf-control`: the control plane's command line. `serve` runs the HTTP service (migrating the
+//! database first unless told not to), `migrate` only migrates, `keys rotate` adds a signing key.
+
+mod accounts;
+mod error;
+mod identity;
+mod refresh_tokens;
+mod routes;
+mod sessions;
+mod settings;
+mod signing;
+mod state;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use asf_core::ajax_client::AjaxClient;
+use asf_core::keyspace::Keyspace;
+use clap::{Parser, Subcommand};
+use sqlx::postgres::PgPoolOptions;
+
+use crate::sessions::SessionStore;
+use crate::settings::{Settings, SettingsFile};
+use crate::signing::Signer;
+use crate::state::AppState;
+
+/// AjaxSecurFlow control plane: identity sync, sessions and signing keys.
+#[derive(Parser)]
+#[command(name = "asf-control", version)]
+struct Cli {
+    /// Settings file; environment variables override it.
+    #[arg(long, global = true, default_value = "conf/control-plane.yaml")]
+    config: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (listen address from ASF_CONTROL_LISTEN, default 127.0.0.1:8000).
+    Serve {
+        /// Do not run pending database migrations on start.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Run pending database migrations and exit.
+    Migrate,
+    /// Manage signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a signing key: published now, signing after the publish-ahead delay; older keys retire
+    /// once every token they signed has expired.
+    Rotate,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let explicit = std::env::args().any(|a| a == "--config" || a.starts_with("--config="));
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let settings = SettingsFile::load(&cli.config, explicit)?.resolve(&env)?;
+    let db = PgPoolOptions::new()
+        .max_connections(10)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&settings.database_url)
+        .await
+        .context("connecting to PostgreSQL (DATABASE_URL)")?;
+    match cli.command {
+        Command::Migrate => migrate(&db).await,
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => {
+            let kid = signing::rotate(
+                &db,
+                &settings.secrets_key,
+                settings.key_publish_ahead,
+                settings.access_ttl,
+            )
+            .await?;
+            println!("{kid}");
+            Ok(())
+        }
+        Command::Serve { no_migrate } => {
+            if !no_migrate {
+                migrate(&db).await?;
+            }
+            serve(settings, db).await
+        }
+    }
+}
+
+async fn migrate(db: &sqlx::PgPool) -> anyhow::Result<()> {
+    sqlx::migrate!("../migrations")
+        .run(db)
+        .await
+        .context("running migrations")
+}
+
+async fn serve(settings: Settings, db: sqlx::PgPool) -> anyhow::Result<()> {
+    signing::ensure_active(&db, &settings.secrets_key).await?;
+    let redis = redis::Client::open(settings.redis_url.as_str())
+        .context("REDIS_URL")?
+        .get_connection_manager()
+        .await
+        .context("connecting to Redis")?;
+    let sessions = SessionStore::new(
+        redis,
+        Keyspace::new(settings.redis_prefix.clone()),
+        settings.secrets_key.clone(),
+    );
+    let ajax = AjaxClient::new(
+        &settings.ajax_api_url,
+        &settings.ajax_api_key,
+        settings.ajax_timeout,
+    )?;
+    let state = AppState {
+        signer: Arc::new(Signer::new(db.clone(), settings.secrets_key.clone())),
+        settings: Arc::new(settings),
+        db,
+        sessions,
+        ajax,
+    };
+    let listener = tokio::net::TcpListener::bind(&state.settings.listen)
+        .await
+        .with_context(|| format!("binding {}", state.settings.listen))?;
+    println!("asf-control listening on http://{}", listener.local_addr()?);
+    tracing::info!(settings = ?state.settings, "control plane started");
+    let app = routes::router().with_state(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}

@@ -2,6 +2,7 @@
 //! claims, the Redis keyspace, the stored Ajax session and its encryption, and Ajax's wire shapes.
 //! No axum, no sqlx, no pingora here.
 
+pub mod ajax_client;
 pub mod ajax_wire;
 pub mod catalogue;
 pub mod claims;

@@ -144,6 +144,7 @@ mod tests {
             exp: 1900,
             iss: "i".into(),
             aud: "a".into(),
+            sid: None,
         }
     }
 

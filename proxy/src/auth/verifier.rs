@@ -163,6 +163,7 @@ mod tests {
             exp: now + 900,
             iss: "ajaxsecurflow".into(),
             aud: "ajax-api".into(),
+            sid: None,
         }
     }
 

@@ -177,6 +177,7 @@ impl Issuer {
             exp: now + 900,
             iss: "ajaxsecurflow".into(),
             aud: "ajax-api".into(),
+            sid: None,
         }
     }
 
@@ -235,12 +236,100 @@ pub struct ProxyOptions<'a> {
     pub extra_env: Vec<(&'a str, String)>,
 }
 
+/// What the proxy and the control plane of one test share: a Redis key prefix and a secrets key.
+#[derive(Clone)]
+pub struct Shared {
+    pub prefix: String,
+    pub secrets_b64: String,
+}
+
+impl Shared {
+    pub fn new() -> Shared {
+        Shared {
+            prefix: format!("test-{}", uuid::Uuid::new_v4().simple()),
+            secrets_b64: SecretsKey::generate_base64(),
+        }
+    }
+}
+
+/// Creates an empty database for one test and returns its URL.
+pub fn fresh_database() -> String {
+    let name = format!("asf_test_{}", uuid::Uuid::new_v4().simple());
+    let status = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-qc",
+            &format!("create database {name}"),
+        ])
+        .status()
+        .expect("psql");
+    assert!(status.success(), "creating database {name}");
+    format!("postgres://postgres@127.0.0.1:5432/{name}")
+}
+
+/// A running asf-control.
+pub struct ControlPlane {
+    pub url: String,
+    pub database_url: String,
+    _proc: Proc,
+}
+
+impl ControlPlane {
+    pub async fn start(ajax_url: &str, shared: &Shared, port: u16) -> ControlPlane {
+        let database_url = fresh_database();
+        let child = Command::new(binary("asf-control"))
+            .args([
+                "--config",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/control-plane.yaml"),
+                "serve",
+            ])
+            .env("ASF_CONTROL_LISTEN", format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", &database_url)
+            .env("REDIS_URL", REDIS_URL)
+            .env("ASF_REDIS_PREFIX", &shared.prefix)
+            .env("ASF_SECRETS_KEY", &shared.secrets_b64)
+            .env("AJAX_API_URL", ajax_url)
+            .env("AJAX_API_KEY", API_KEY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn asf-control");
+        let proc = Proc(child);
+        wait_for_port(format!("127.0.0.1:{port}").parse().expect("addr")).await;
+        ControlPlane {
+            url: format!("http://127.0.0.1:{port}"),
+            database_url,
+            _proc: proc,
+        }
+    }
+
+    /// Runs one SQL statement against this control plane's database and returns psql's output.
+    pub fn sql(&self, statement: &str) -> String {
+        let out = Command::new("psql")
+            .args([self.database_url.as_str(), "-tAc", statement])
+            .output()
+            .expect("psql");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
 impl Proxy {
     pub async fn start(options: ProxyOptions<'_>) -> Proxy {
+        Self::start_shared(options, Shared::new()).await
+    }
+
+    pub async fn start_shared(options: ProxyOptions<'_>, shared: Shared) -> Proxy {
         let port = free_port();
         let metrics_port = free_port();
-        let secrets_b64 = SecretsKey::generate_base64();
-        let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let Shared {
+            prefix,
+            secrets_b64,
+        } = shared;
         let mut command = Command::new(binary("asf-proxy"));
         command
             .args([
@@ -316,4 +405,36 @@ pub fn client() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
+}
+
+/// Sends one HTTP/1.1 request exactly as written (no client-side path normalisation) and returns
+/// the status code and body.
+pub async fn raw_request(
+    base_url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base_url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }

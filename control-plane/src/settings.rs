@@ -1,0 +1,175 @@
+//! Control-plane settings: `conf/control-plane.yaml` (or `--config`), overridden by environment
+//! (`DATABASE_URL`, `REDIS_URL`, `AJAX_API_URL`, `AJAX_API_KEY`, `ASF_SECRETS_KEY`, ...).
+//! `Debug` never shows a secret.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use asf_core::claims::{DEFAULT_AUDIENCE, DEFAULT_ISSUER};
+use asf_core::secrets::SecretsKey;
+use serde::Deserialize;
+
+/// The file as users write it. No `Debug`: it may hold secrets as written.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsFile {
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub redis_prefix: Option<String>,
+    pub ajax_api_url: Option<String>,
+    pub ajax_api_key: Option<String>,
+    pub secrets_key: Option<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub access_ttl_secs: Option<u64>,
+    pub refresh_ttl_secs: Option<u64>,
+    pub ajax_timeout_ms: Option<u64>,
+    /// How long a new signing key is published before it signs (proxies pick it up meanwhile).
+    pub key_publish_ahead_secs: Option<u64>,
+}
+
+/// Checked settings.
+#[derive(Clone)]
+pub struct Settings {
+    pub listen: String,
+    pub database_url: String,
+    pub redis_url: String,
+    pub redis_prefix: String,
+    pub ajax_api_url: String,
+    pub ajax_api_key: String,
+    pub secrets_key: SecretsKey,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub ajax_timeout: Duration,
+    pub key_publish_ahead: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("redis_prefix", &self.redis_prefix)
+            .field("ajax_api_url", &self.ajax_api_url)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("access_ttl", &self.access_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A setting that is missing or wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read {0}: {1}")]
+    Read(String, String),
+    #[error("{setting} is required")]
+    Missing { setting: &'static str },
+    #[error("{setting} is invalid: {reason}")]
+    Invalid {
+        setting: &'static str,
+        reason: String,
+    },
+}
+
+impl SettingsFile {
+    /// Reads a YAML file; a missing default file is an empty one.
+    pub fn load(path: &str, required: bool) -> Result<Self, SettingsError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => serde_yaml::from_str(&text)
+                .map_err(|e| SettingsError::Read(path.into(), e.to_string())),
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(SettingsError::Read(path.into(), e.to_string())),
+        }
+    }
+
+    /// Applies environment overrides and checks everything.
+    pub fn resolve(mut self, env: &HashMap<String, String>) -> Result<Settings, SettingsError> {
+        let take = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
+        for (name, slot) in [
+            ("ASF_CONTROL_LISTEN", &mut self.listen),
+            ("DATABASE_URL", &mut self.database_url),
+            ("REDIS_URL", &mut self.redis_url),
+            ("ASF_REDIS_PREFIX", &mut self.redis_prefix),
+            ("AJAX_API_URL", &mut self.ajax_api_url),
+            ("AJAX_API_KEY", &mut self.ajax_api_key),
+            ("ASF_SECRETS_KEY", &mut self.secrets_key),
+        ] {
+            if let Some(value) = take(name) {
+                *slot = Some(value);
+            }
+        }
+        let secrets_key =
+            SecretsKey::from_base64(self.secrets_key.as_deref().ok_or(SettingsError::Missing {
+                setting: "ASF_SECRETS_KEY",
+            })?)
+            .map_err(|e| SettingsError::Invalid {
+                setting: "ASF_SECRETS_KEY",
+                reason: e.to_string(),
+            })?;
+        let access_ttl = self.access_ttl_secs.unwrap_or(900);
+        if !(60..=86_400).contains(&access_ttl) {
+            return Err(SettingsError::Invalid {
+                setting: "access_ttl_secs",
+                reason: "must be 60..=86400".into(),
+            });
+        }
+        Ok(Settings {
+            listen: self.listen.unwrap_or_else(|| "127.0.0.1:8000".into()),
+            database_url: self.database_url.ok_or(SettingsError::Missing {
+                setting: "DATABASE_URL",
+            })?,
+            redis_url: self
+                .redis_url
+                .unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
+            redis_prefix: self.redis_prefix.unwrap_or_else(|| "asf".into()),
+            ajax_api_url: self
+                .ajax_api_url
+                .unwrap_or_else(|| "https://api.ajax.systems".into()),
+            ajax_api_key: self.ajax_api_key.ok_or(SettingsError::Missing {
+                setting: "AJAX_API_KEY",
+            })?,
+            secrets_key,
+            issuer: self.issuer.unwrap_or_else(|| DEFAULT_ISSUER.into()),
+            audience: self.audience.unwrap_or_else(|| DEFAULT_AUDIENCE.into()),
+            access_ttl: Duration::from_secs(access_ttl),
+            refresh_ttl: Duration::from_secs(self.refresh_ttl_secs.unwrap_or(30 * 86_400)),
+            ajax_timeout: Duration::from_millis(self.ajax_timeout_ms.unwrap_or(10_000)),
+            key_publish_ahead: Duration::from_secs(self.key_publish_ahead_secs.unwrap_or(60)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> HashMap<String, String> {
+        [
+            ("DATABASE_URL", "postgres://127.0.0.1/test".to_owned()),
+            ("AJAX_API_KEY", "company-key".to_owned()),
+            ("ASF_SECRETS_KEY", SecretsKey::generate_base64()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    #[test]
+    fn environment_completes_an_empty_file() {
+        let settings = SettingsFile::default().resolve(&env()).expect("valid");
+        assert_eq!(settings.listen, "127.0.0.1:8000");
+        assert_eq!(settings.access_ttl, Duration::from_secs(900));
+        assert!(!format!("{settings:?}").contains("company-key"));
+    }
+
+    #[test]
+    fn missing_secrets_are_named() {
+        let mut vars = env();
+        vars.remove("ASF_SECRETS_KEY");
+        let err = SettingsFile::default().resolve(&vars).expect_err("missing");
+        assert!(err.to_string().contains("ASF_SECRETS_KEY"));
+    }
+}

@@ -1,0 +1,20 @@
+//! `AppState`: what every handler shares (settings, database pool, session store, Ajax client,
+//! signer).
+
+use std::sync::Arc;
+
+use asf_core::ajax_client::AjaxClient;
+use sqlx::PgPool;
+
+use crate::sessions::SessionStore;
+use crate::settings::Settings;
+use crate::signing::Signer;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: PgPool,
+    pub sessions: SessionStore,
+    pub ajax: AjaxClient,
+    pub signer: Arc<Signer>,
+}

@@ -1,0 +1,214 @@
+//! The whole system end to end: a client logs in through the proxy with its Ajax credentials
+//! (checked by ajax-sim, the user provisioned by asf-control in a fresh PostgreSQL database), reads
+//! and arms with the project's token, refreshes, and logs out.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::*;
+
+struct System {
+    sim: Sim,
+    control: ControlPlane,
+    proxy: Proxy,
+}
+
+async fn system() -> System {
+    let sim = Sim::start(&[]).await;
+    let shared = Shared::new();
+    let control_port = free_port();
+    let control = ControlPlane::start(&sim.url, &shared, control_port).await;
+    let proxy = Proxy::start_shared(
+        ProxyOptions {
+            ajax_url: &sim.url,
+            jwks_port: control_port,
+            extra_env: vec![],
+        },
+        shared,
+    )
+    .await;
+    System {
+        sim,
+        control,
+        proxy,
+    }
+}
+
+async fn login(system: &System, email: &str, password: &str) -> reqwest::Response {
+    client()
+        .post(format!("{}/api/login", system.proxy.url))
+        .json(&json!({"login": email, "passwordHash": sha256_hex(password)}))
+        .send()
+        .await
+        .expect("login")
+}
+
+#[tokio::test]
+async fn login_through_the_proxy_provisions_and_then_reads_arms_refreshes_and_logs_out() {
+    let s = system().await;
+    let response = login(&s, "demo@example.com", "demo").await;
+    assert_eq!(response.status(), 200);
+    let pair: Value = response.json().await.expect("json");
+    assert!(pair.get("apiKey").is_none(), "{pair}");
+    let token = pair["sessionToken"].as_str().expect("token").to_owned();
+    assert_eq!(token.split('.').count(), 3, "our own JWT, not Ajax's token");
+    let uid = pair["userId"].as_str().expect("uid").to_owned();
+    assert_eq!(
+        s.control.sql(&format!(
+            "select count(*) from users where ajax_user_id = '{uid}'"
+        )),
+        "1"
+    );
+    assert_eq!(
+        s.control
+            .sql("select count(*) from tenants where plan = 'free'"),
+        "1"
+    );
+
+    let hubs: Value = client()
+        .get(format!("{}/api/user/{uid}/hubs", s.proxy.url))
+        .header("x-session-token", &token)
+        .send()
+        .await
+        .expect("hubs")
+        .json()
+        .await
+        .expect("json");
+    let hub = hubs[0]["hubId"].as_str().expect("hub").to_owned();
+    let arm = client()
+        .put(format!(
+            "{}/api/user/{uid}/hubs/{hub}/commands/arming",
+            s.proxy.url
+        ))
+        .header("x-session-token", &token)
+        .json(&json!({"command": "ARM", "ignoreProblems": true}))
+        .send()
+        .await
+        .expect("arm");
+    assert_eq!(arm.status(), 204);
+
+    let refreshed = client()
+        .post(format!("{}/api/refresh", s.proxy.url))
+        .header("x-session-token", &token)
+        .json(&json!({"refreshToken": pair["refreshToken"], "userId": uid}))
+        .send()
+        .await
+        .expect("refresh");
+    assert_eq!(refreshed.status(), 200);
+    let second: Value = refreshed.json().await.expect("json");
+    assert_ne!(second["refreshToken"], pair["refreshToken"]);
+    let new_token = second["sessionToken"].as_str().expect("token").to_owned();
+    let read = client()
+        .get(format!("{}/api/user/{uid}/hubs", s.proxy.url))
+        .header("x-session-token", &new_token)
+        .send()
+        .await
+        .expect("read");
+    assert_eq!(read.status(), 200);
+
+    let logout = client()
+        .post(format!("{}/api/logout", s.proxy.url))
+        .bearer_auth(&new_token)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(logout.status(), 204);
+    let after = client()
+        .get(format!("{}/api/user/{uid}/hubs", s.proxy.url))
+        .header("x-session-token", &new_token)
+        .send()
+        .await
+        .expect("after logout");
+    assert_eq!(after.status(), 401);
+    let stats = s.sim.stats().await;
+    assert_eq!(stats["login_total"], 1, "{stats}");
+}
+
+#[tokio::test]
+async fn a_reused_refresh_token_revokes_its_family() {
+    let s = system().await;
+    let pair: Value = login(&s, "demo@example.com", "demo")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let refresh = |token: Value| {
+        let url = format!("{}/api/refresh", s.proxy.url);
+        let uid = pair["userId"].clone();
+        async move {
+            client()
+                .post(url)
+                .json(&json!({"refreshToken": token, "userId": uid}))
+                .send()
+                .await
+                .expect("refresh")
+        }
+    };
+    let first = refresh(pair["refreshToken"].clone()).await;
+    assert_eq!(first.status(), 200);
+    let rotated: Value = first.json().await.expect("json");
+    let reuse = refresh(pair["refreshToken"].clone()).await;
+    assert_eq!(reuse.status(), 401);
+    // The thief's reuse revoked the family: the legitimate, newer token is dead too.
+    assert_eq!(refresh(rotated["refreshToken"].clone()).await.status(), 401);
+}
+
+#[tokio::test]
+async fn wrong_password_is_401_and_provisions_nothing() {
+    let s = system().await;
+    let response = login(&s, "demo@example.com", "wrong").await;
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["message"], "Wrong login or password");
+    assert_eq!(s.control.sql("select count(*) from users"), "0");
+    assert_eq!(s.control.sql("select count(*) from tenants"), "0");
+}
+
+#[tokio::test]
+async fn malformed_login_bodies_get_clear_400_and_422() {
+    let s = system().await;
+    let garbage = client()
+        .post(format!("{}/api/login", s.proxy.url))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(garbage.status(), 400);
+    let plain = client()
+        .post(format!("{}/api/login", s.proxy.url))
+        .json(&json!({"login": "demo@example.com", "passwordHash": "demo"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(plain.status(), 422);
+    assert!(
+        plain.json::<Value>().await.expect("json")["message"]
+            .as_str()
+            .expect("msg")
+            .contains("passwordHash")
+    );
+    assert_eq!(
+        s.sim.stats().await["login_total"],
+        0,
+        "malformed logins never reach Ajax"
+    );
+}
+
+#[tokio::test]
+async fn ajax_outage_during_login_is_502_or_503_never_500() {
+    let s = system().await;
+    client()
+        .post(format!("{}/_sim/faults", s.sim.url))
+        .json(&json!({"error_rate": 1.0}))
+        .send()
+        .await
+        .expect("faults");
+    let response = login(&s, "demo@example.com", "demo").await;
+    assert!(
+        matches!(response.status().as_u16(), 502 | 503 | 504),
+        "{}",
+        response.status()
+    );
+    assert_eq!(s.control.sql("select count(*) from users"), "0");
+}
