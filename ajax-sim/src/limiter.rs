@@ -89,9 +89,7 @@ impl Limiter {
     }
 
     fn prune(&mut self, now: Instant) {
-        let keep = self
-            .rate
-            .map_or(self.witness, |r| r.window.max(self.witness));
+        let keep = self.rate.map_or(self.witness, |r| r.window.max(self.witness));
         if let Some(start) = now.checked_sub(keep) {
             while self.accepted.front().is_some_and(|t| *t <= start) {
                 self.accepted.pop_front();
@@ -154,10 +152,7 @@ mod tests {
             }
         );
         // The first call, made at 0, is outside (1000 - 1000, 1000].
-        assert_eq!(
-            limiter.admit(start + Duration::from_millis(1000)),
-            Admission::Accepted
-        );
+        assert_eq!(limiter.admit(start + Duration::from_millis(1000)), Admission::Accepted);
         assert_eq!(limiter.view().max_in_window, 3);
         assert_eq!(limiter.view().accepted_total, 4);
     }
@@ -182,10 +177,7 @@ mod tests {
         let mut limiter = Limiter::new(None, Duration::from_millis(1000));
         // 4 calls in the first half second, then 2 more just after the first window closes.
         for ms in [0, 100, 200, 300, 1050, 1100] {
-            assert_eq!(
-                limiter.admit(start + Duration::from_millis(ms)),
-                Admission::Accepted
-            );
+            assert_eq!(limiter.admit(start + Duration::from_millis(ms)), Admission::Accepted);
         }
         // (100, 1100] holds 200, 300, 1050, 1100 = 4; (0, 1000] would too. Never 5.
         assert_eq!(limiter.view().max_in_window, 4);
@@ -197,10 +189,7 @@ mod tests {
     fn out_of_order_timestamps_are_clamped_not_lost() {
         let start = Instant::now();
         let mut limiter = Limiter::new(rate(2, 1000), Duration::from_millis(1000));
-        assert_eq!(
-            limiter.admit(start + Duration::from_millis(10)),
-            Admission::Accepted
-        );
+        assert_eq!(limiter.admit(start + Duration::from_millis(10)), Admission::Accepted);
         assert_eq!(limiter.admit(start), Admission::Accepted);
         assert!(matches!(limiter.admit(start), Admission::Refused { .. }));
     }

@@ -86,13 +86,9 @@ pub async fn sync_on_login(
 
 /// A user by our id.
 pub async fn by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<User>, sqlx::Error> {
-    let row = sqlx::query(concat!(
-        "select ",
-        user_columns!(),
-        " from users where id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
+    let row = sqlx::query(concat!("select ", user_columns!(), " from users where id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
     row.as_ref().map(user_from_row).transpose()
 }

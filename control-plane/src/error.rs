@@ -89,17 +89,10 @@ impl IntoResponse for ApiError {
             other => ErrorBody::new(other.to_string()),
         };
         let retry_after = match &self {
-            Self::Unavailable {
-                retry_after_secs, ..
-            } => Some(*retry_after_secs),
+            Self::Unavailable { retry_after_secs, .. } => Some(*retry_after_secs),
             _ => None,
         };
-        let mut response = (
-            status,
-            [(header::CONTENT_TYPE, "application/json")],
-            body.to_json(),
-        )
-            .into_response();
+        let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body.to_json()).into_response();
         if let Some(secs) = retry_after {
             response
                 .headers_mut()

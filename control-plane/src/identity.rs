@@ -67,12 +67,11 @@ pub fn validate_login(request: &LoginRequest) -> Result<(), ApiError> {
             "passwordHash must be the SHA-256 of the password in hex".into(),
         ));
     }
-    if let Some(role) = &request.user_role {
-        if role != "USER" && role != "PRO" {
-            return Err(ApiError::Unprocessable(
-                "userRole must be USER or PRO".into(),
-            ));
-        }
+    if let Some(role) = &request.user_role
+        && role != "USER"
+        && role != "PRO"
+    {
+        return Err(ApiError::Unprocessable("userRole must be USER or PRO".into()));
     }
     Ok(())
 }
@@ -83,12 +82,9 @@ pub async fn login(state: &AppState, request: LoginRequest) -> Result<TokenPair,
     let triple = state.ajax.login(&request).await.map_err(ajax_failure)?;
     let now = Utc::now().timestamp();
     let mut tx = state.db.begin().await?;
-    let (user, created) =
-        accounts::sync_on_login(&mut tx, &triple.user_id, request.login.trim()).await?;
+    let (user, created) = accounts::sync_on_login(&mut tx, &triple.user_id, request.login.trim()).await?;
     if user.is_suspended() {
-        return Err(ApiError::Forbidden(
-            "Account suspended; contact your provider",
-        ));
+        return Err(ApiError::Forbidden("Account suspended; contact your provider"));
     }
     let (refresh, refresh_hash) = refresh_tokens::new_token();
     let expires = Utc::now() + state.settings.refresh_ttl;
@@ -116,15 +112,10 @@ pub async fn login(state: &AppState, request: LoginRequest) -> Result<TokenPair,
 }
 
 /// `POST /api/refresh`: rotates our refresh token and mints a new access token.
-pub async fn refresh(
-    state: &AppState,
-    presented: &str,
-    ajax_user_id: &str,
-) -> Result<TokenPair, ApiError> {
+pub async fn refresh(state: &AppState, presented: &str, ajax_user_id: &str) -> Result<TokenPair, ApiError> {
     let (token, new_hash) = refresh_tokens::new_token();
     let mut tx = state.db.begin().await?;
-    let rotation =
-        refresh_tokens::rotate(&mut tx, &refresh_tokens::hash(presented), &new_hash).await?;
+    let rotation = refresh_tokens::rotate(&mut tx, &refresh_tokens::hash(presented), &new_hash).await?;
     let (family_id, user_id) = match rotation {
         Rotation::Rotated { family_id, user_id } => (family_id, user_id),
         Rotation::ReuseDetected { family_id, user_id } => {
@@ -146,12 +137,7 @@ pub async fn refresh(
         return Err(ApiError::Unauthorized("Account suspended"));
     }
     // Without an Ajax session behind it our token would be useless: the client must log in again.
-    if state
-        .sessions
-        .ajax_session(&user.id.to_string())
-        .await?
-        .is_none()
-    {
+    if state.sessions.ajax_session(&user.id.to_string()).await?.is_none() {
         return Err(ApiError::Unauthorized("Session ended; log in again"));
     }
     let access = mint_access(state, &user, &family_id.to_string()).await?;
@@ -167,15 +153,8 @@ pub async fn refresh(
 /// The token may have expired; its signature must still be ours.
 pub async fn logout(state: &AppState, claims: &AccessClaims) -> Result<(), ApiError> {
     let now = Utc::now().timestamp();
-    state
-        .sessions
-        .revoke_token(&claims.jti, claims.exp, now)
-        .await?;
-    if let Some(family) = claims
-        .sid
-        .as_deref()
-        .and_then(|s| s.parse::<uuid::Uuid>().ok())
-    {
+    state.sessions.revoke_token(&claims.jti, claims.exp, now).await?;
+    if let Some(family) = claims.sid.as_deref().and_then(|s| s.parse::<uuid::Uuid>().ok()) {
         let mut conn = state.db.acquire().await?;
         refresh_tokens::revoke_family(&mut conn, family, "logout").await?;
     }
@@ -191,11 +170,7 @@ async fn mint_access(state: &AppState, user: &User, family: &str) -> Result<Stri
         sub: user.id.to_string(),
         uid: user.ajax_user_id.clone(),
         tid: user.tenant_id.to_string(),
-        role: if user.role == "admin" {
-            Role::Admin
-        } else {
-            Role::User
-        },
+        role: if user.role == "admin" { Role::Admin } else { Role::User },
         jti: uuid::Uuid::new_v4().to_string(),
         iat: now,
         nbf: now,
@@ -210,15 +185,9 @@ async fn mint_access(state: &AppState, user: &User, family: &str) -> Result<Stri
 }
 
 /// Verifies one of our tokens for logout: signature, issuer and audience, but not expiry.
-pub async fn verify_ignoring_expiry(
-    state: &AppState,
-    token: &str,
-) -> Result<AccessClaims, ApiError> {
-    let header = jsonwebtoken::decode_header(token)
-        .map_err(|_| ApiError::Unauthorized("Session token is invalid"))?;
-    let kid = header
-        .kid
-        .ok_or(ApiError::Unauthorized("Session token is invalid"))?;
+pub async fn verify_ignoring_expiry(state: &AppState, token: &str) -> Result<AccessClaims, ApiError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| ApiError::Unauthorized("Session token is invalid"))?;
+    let kid = header.kid.ok_or(ApiError::Unauthorized("Session token is invalid"))?;
     if header.alg != Algorithm::EdDSA {
         return Err(ApiError::Unauthorized("Session token is invalid"));
     }
@@ -230,8 +199,7 @@ pub async fn verify_ignoring_expiry(
     let x = jwk
         .ed25519_x()
         .ok_or(ApiError::Unauthorized("Session token is invalid"))?;
-    let key = jsonwebtoken::DecodingKey::from_ed_components(x)
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let key = jsonwebtoken::DecodingKey::from_ed_components(x).map_err(|e| ApiError::Internal(e.into()))?;
     let mut validation = jsonwebtoken::Validation::new(Algorithm::EdDSA);
     validation.validate_exp = false;
     validation.set_issuer(&[&state.settings.issuer]);
@@ -268,10 +236,7 @@ mod tests {
         ));
         let mut role = request("x@y", &good);
         role.user_role = Some("ADMIN".into());
-        assert!(matches!(
-            validate_login(&role),
-            Err(ApiError::Unprocessable(_))
-        ));
+        assert!(matches!(validate_login(&role), Err(ApiError::Unprocessable(_))));
     }
 
     #[test]
@@ -294,18 +259,10 @@ mod tests {
             ),
             (AjaxCallError::Unavailable("down".into()), 502),
             (AjaxCallError::Timeout, 504),
-            (
-                AjaxCallError::Throttled {
-                    retry_after_secs: 3,
-                },
-                503,
-            ),
+            (AjaxCallError::Throttled { retry_after_secs: 3 }, 503),
         ];
         for (failure, status) in cases {
-            assert_eq!(
-                ajax_failure(failure).into_response().status().as_u16(),
-                status
-            );
+            assert_eq!(ajax_failure(failure).into_response().status().as_u16(), status);
         }
     }
 }

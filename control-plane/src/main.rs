@@ -64,9 +64,7 @@ enum KeysCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -122,11 +120,7 @@ async fn serve(settings: Settings, db: sqlx::PgPool) -> anyhow::Result<()> {
         Keyspace::new(settings.redis_prefix.clone()),
         settings.secrets_key.clone(),
     );
-    let ajax = AjaxClient::new(
-        &settings.ajax_api_url,
-        &settings.ajax_api_key,
-        settings.ajax_timeout,
-    )?;
+    let ajax = AjaxClient::new(&settings.ajax_api_url, &settings.ajax_api_key, settings.ajax_timeout)?;
     let state = AppState {
         signer: Arc::new(Signer::new(db.clone(), settings.secrets_key.clone())),
         settings: Arc::new(settings),

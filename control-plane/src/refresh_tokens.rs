@@ -50,14 +50,13 @@ pub enum Rotation {
     Refused,
 }
 
+/// A family as `rotate` reads it: id, user, expiry, revocation time.
+type FamilyRow = (Uuid, Uuid, DateTime<Utc>, Option<DateTime<Utc>>);
+
 /// Rotates the family whose current token hashes to `presented`, inside the caller's transaction
 /// (the row is locked, so two concurrent refreshes with one token cannot both win).
-pub async fn rotate(
-    conn: &mut PgConnection,
-    presented: &[u8],
-    new_hash: &[u8],
-) -> Result<Rotation, sqlx::Error> {
-    let current: Option<(Uuid, Uuid, DateTime<Utc>, Option<DateTime<Utc>>)> = sqlx::query_as(
+pub async fn rotate(conn: &mut PgConnection, presented: &[u8], new_hash: &[u8]) -> Result<Rotation, sqlx::Error> {
+    let current: Option<FamilyRow> = sqlx::query_as(
         "select id, user_id, expires_at, revoked_at from refresh_families where current_hash = $1 for update",
     )
     .bind(presented)
@@ -98,11 +97,7 @@ pub async fn rotate(
 }
 
 /// Revokes a family (logout, theft detection).
-pub async fn revoke_family(
-    conn: &mut PgConnection,
-    family_id: Uuid,
-    reason: &str,
-) -> Result<(), sqlx::Error> {
+pub async fn revoke_family(conn: &mut PgConnection, family_id: Uuid, reason: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "update refresh_families set revoked_at = coalesce(revoked_at, now()), revoked_reason = coalesce(revoked_reason, $2),
          updated_at = now() where id = $1",

@@ -52,12 +52,8 @@ async fn refresh(
     ))
 }
 
-async fn logout(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<impl IntoResponse, ApiError> {
-    let token = bearer_or_session_token(&headers)
-        .ok_or(ApiError::Unauthorized("Session token is missing"))?;
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    let token = bearer_or_session_token(&headers).ok_or(ApiError::Unauthorized("Session token is missing"))?;
     let claims = identity::verify_ignoring_expiry(&state, token).await?;
     identity::logout(&state, &claims).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -65,10 +61,7 @@ async fn logout(
 
 async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let keys = signing::published(&state.db).await?;
-    Ok((
-        [(header::CACHE_CONTROL, "max-age=60")],
-        Json(JwkSet { keys }),
-    ))
+    Ok(([(header::CACHE_CONTROL, "max-age=60")], Json(JwkSet { keys })))
 }
 
 fn bearer_or_session_token(headers: &HeaderMap) -> Option<&str> {
@@ -76,9 +69,6 @@ fn bearer_or_session_token(headers: &HeaderMap) -> Option<&str> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
     session.or(bearer).map(str::trim).filter(|t| !t.is_empty())
 }

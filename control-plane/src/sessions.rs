@@ -16,20 +16,11 @@ pub struct SessionStore {
 
 impl SessionStore {
     pub fn new(redis: ConnectionManager, keys: Keyspace, secrets: SecretsKey) -> Self {
-        Self {
-            redis,
-            keys,
-            secrets,
-        }
+        Self { redis, keys, secrets }
     }
 
     /// Stores the user's Ajax session, sealed, until its refresh token expires.
-    pub async fn put_ajax_session(
-        &self,
-        user_id: &str,
-        session: &AjaxSession,
-        now: i64,
-    ) -> redis::RedisResult<()> {
+    pub async fn put_ajax_session(&self, user_id: &str, session: &AjaxSession, now: i64) -> redis::RedisResult<()> {
         let key = self.keys.ajax_session(user_id);
         let ttl = (session.refresh_expires_at - now).max(1);
         redis::cmd("SET")
@@ -44,10 +35,7 @@ impl SessionStore {
     /// The user's Ajax session, if one is stored and opens.
     pub async fn ajax_session(&self, user_id: &str) -> redis::RedisResult<Option<AjaxSession>> {
         let key = self.keys.ajax_session(user_id);
-        let sealed: Option<String> = redis::cmd("GET")
-            .arg(&key)
-            .query_async(&mut self.redis.clone())
-            .await?;
+        let sealed: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut self.redis.clone()).await?;
         Ok(sealed.and_then(|s| AjaxSession::open(&self.secrets, &key, &s).ok()))
     }
 

@@ -68,18 +68,14 @@ pub enum SettingsError {
     #[error("{setting} is required")]
     Missing { setting: &'static str },
     #[error("{setting} is invalid: {reason}")]
-    Invalid {
-        setting: &'static str,
-        reason: String,
-    },
+    Invalid { setting: &'static str, reason: String },
 }
 
 impl SettingsFile {
     /// Reads a YAML file; a missing default file is an empty one.
     pub fn load(path: &str, required: bool) -> Result<Self, SettingsError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => serde_yaml::from_str(&text)
-                .map_err(|e| SettingsError::Read(path.into(), e.to_string())),
+            Ok(text) => serde_yaml::from_str(&text).map_err(|e| SettingsError::Read(path.into(), e.to_string())),
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(SettingsError::Read(path.into(), e.to_string())),
         }
@@ -101,14 +97,20 @@ impl SettingsFile {
                 *slot = Some(value);
             }
         }
-        let secrets_key =
-            SecretsKey::from_base64(self.secrets_key.as_deref().ok_or(SettingsError::Missing {
-                setting: "ASF_SECRETS_KEY",
-            })?)
-            .map_err(|e| SettingsError::Invalid {
-                setting: "ASF_SECRETS_KEY",
-                reason: e.to_string(),
+        if let Some(secs) = take("ASF_KEY_PUBLISH_AHEAD_SECS") {
+            let secs = secs.parse().map_err(|_| SettingsError::Invalid {
+                setting: "ASF_KEY_PUBLISH_AHEAD_SECS",
+                reason: "must be a whole number of seconds".into(),
             })?;
+            self.key_publish_ahead_secs = Some(secs);
+        }
+        let secrets_key = SecretsKey::from_base64(self.secrets_key.as_deref().ok_or(SettingsError::Missing {
+            setting: "ASF_SECRETS_KEY",
+        })?)
+        .map_err(|e| SettingsError::Invalid {
+            setting: "ASF_SECRETS_KEY",
+            reason: e.to_string(),
+        })?;
         let access_ttl = self.access_ttl_secs.unwrap_or(900);
         if !(60..=86_400).contains(&access_ttl) {
             return Err(SettingsError::Invalid {
@@ -121,13 +123,9 @@ impl SettingsFile {
             database_url: self.database_url.ok_or(SettingsError::Missing {
                 setting: "DATABASE_URL",
             })?,
-            redis_url: self
-                .redis_url
-                .unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
+            redis_url: self.redis_url.unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
             redis_prefix: self.redis_prefix.unwrap_or_else(|| "asf".into()),
-            ajax_api_url: self
-                .ajax_api_url
-                .unwrap_or_else(|| "https://api.ajax.systems".into()),
+            ajax_api_url: self.ajax_api_url.unwrap_or_else(|| "https://api.ajax.systems".into()),
             ajax_api_key: self.ajax_api_key.ok_or(SettingsError::Missing {
                 setting: "AJAX_API_KEY",
             })?,

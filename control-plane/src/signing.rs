@@ -26,11 +26,7 @@ fn sealing_context(kid: &str) -> String {
 }
 
 /// Creates a key that signs from `activates_at`; returns its `kid`.
-pub async fn create(
-    db: &PgPool,
-    secrets: &SecretsKey,
-    activates_at: DateTime<Utc>,
-) -> anyhow::Result<String> {
+pub async fn create(db: &PgPool, secrets: &SecretsKey, activates_at: DateTime<Utc>) -> anyhow::Result<String> {
     let mut seed = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut seed);
     let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
@@ -111,12 +107,11 @@ impl Signer {
 
     /// The key to sign with now and its `kid`.
     pub async fn current(&self) -> anyhow::Result<(String, EncodingKey)> {
-        if let Ok(guard) = self.cached.read() {
-            if let Some((at, kid, key)) = guard.as_ref() {
-                if at.elapsed() < SIGNER_CACHE {
-                    return Ok((kid.clone(), key.clone()));
-                }
-            }
+        if let Ok(guard) = self.cached.read()
+            && let Some((at, kid, key)) = guard.as_ref()
+            && at.elapsed() < SIGNER_CACHE
+        {
+            return Ok((kid.clone(), key.clone()));
         }
         let (kid, sealed): (String, String) = sqlx::query_as(
             "select kid, private_key_sealed from signing_keys

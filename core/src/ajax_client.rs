@@ -62,11 +62,7 @@ impl AjaxClient {
         self.post("/api/refresh", request).await
     }
 
-    async fn post<B: serde::Serialize>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> Result<SessionTriple, AjaxCallError> {
+    async fn post<B: serde::Serialize>(&self, path: &str, body: &B) -> Result<SessionTriple, AjaxCallError> {
         let response = self
             .http
             .post(format!("{}{path}", self.base_url))
@@ -99,11 +95,7 @@ impl AjaxClient {
 }
 
 /// Turns an Ajax answer into a session or a typed failure.
-pub fn classify(
-    status: u16,
-    retry_after: Option<u64>,
-    body: &[u8],
-) -> Result<SessionTriple, AjaxCallError> {
+pub fn classify(status: u16, retry_after: Option<u64>, body: &[u8]) -> Result<SessionTriple, AjaxCallError> {
     let message = serde_json::from_slice::<ErrorBody>(body)
         .map(|b| b.message)
         .unwrap_or_default();
@@ -115,9 +107,7 @@ pub fn classify(
     match status {
         200..=299 => serde_json::from_slice::<SessionTriple>(body)
             .map_err(|_| AjaxCallError::Unavailable("ajax answered an unreadable session".into())),
-        500..=599 => Err(AjaxCallError::Unavailable(format!(
-            "ajax answered {status}"
-        ))),
+        500..=599 => Err(AjaxCallError::Unavailable(format!("ajax answered {status}"))),
         _ => Err(AjaxCallError::Rejected { status, message }),
     }
 }
@@ -131,31 +121,19 @@ mod tests {
         let ok = br#"{"sessionToken":"s","userId":"u","refreshToken":"r"}"#;
         assert_eq!(classify(200, None, ok).expect("session").user_id, "u");
         assert!(matches!(
-            classify(
-                401,
-                None,
-                br#"{"message":"Wrong login or password","messageId":"x"}"#
-            ),
+            classify(401, None, br#"{"message":"Wrong login or password","messageId":"x"}"#),
             Err(AjaxCallError::Rejected { status: 401, .. })
         ));
-        assert!(matches!(
-            classify(503, None, b""),
-            Err(AjaxCallError::Unavailable(_))
-        ));
+        assert!(matches!(classify(503, None, b""), Err(AjaxCallError::Unavailable(_))));
         assert!(matches!(
             classify(429, Some(7), b""),
-            Err(AjaxCallError::Throttled {
-                retry_after_secs: 7
-            })
+            Err(AjaxCallError::Throttled { retry_after_secs: 7 })
         ));
         let limit = br#"{"message":"You have exceeded the limit of requests","messageId":"x"}"#;
         assert!(matches!(
             classify(200, None, limit),
             Err(AjaxCallError::Throttled { .. })
         ));
-        assert!(matches!(
-            classify(200, None, b"{}"),
-            Err(AjaxCallError::Unavailable(_))
-        ));
+        assert!(matches!(classify(200, None, b"{}"), Err(AjaxCallError::Unavailable(_))));
     }
 }

@@ -155,9 +155,7 @@ impl Catalogue {
                 .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
                 .map(str::to_owned)
                 .collect();
-            let owner = params
-                .iter()
-                .position(|p| p == "userId" || p == "invokerId");
+            let owner = params.iter().position(|p| p == "userId" || p == "invokerId");
             let index = catalogue.routes.len();
             let node = catalogue.insert(template);
             if node.methods.insert(method.to_owned(), index).is_some() {
@@ -213,11 +211,7 @@ fn find<'n, 'p>(node: &'n Node, parts: &[&'p str], values: &mut Vec<&'p str>) ->
     let Some((first, rest)) = parts.split_first() else {
         return (!node.methods.is_empty()).then_some(node);
     };
-    if let Some(found) = node
-        .literals
-        .get(*first)
-        .and_then(|child| find(child, rest, values))
-    {
+    if let Some(found) = node.literals.get(*first).and_then(|child| find(child, rest, values)) {
         return Some(found);
     }
     let child = node.param.as_deref()?;
@@ -256,37 +250,24 @@ mod tests {
             RouteClass::HubRead
         );
         assert_eq!(
-            c.lookup("GET", "/user/u1/hubs/h1")
-                .expect("hub")
-                .route
-                .class,
+            c.lookup("GET", "/user/u1/hubs/h1").expect("hub").route.class,
             RouteClass::HubRead
         );
         assert_eq!(
-            c.lookup("GET", "/user/u1/hubs/h1/devices")
-                .expect("devs")
-                .route
-                .class,
+            c.lookup("GET", "/user/u1/hubs/h1/devices").expect("devs").route.class,
             RouteClass::Read
         );
-        let arm = c
-            .lookup("PUT", "/user/u1/hubs/h1/commands/arming")
-            .expect("arm");
+        let arm = c.lookup("PUT", "/user/u1/hubs/h1/commands/arming").expect("arm");
         assert_eq!(arm.route.class, RouteClass::Command);
         assert_eq!(arm.route.operation_id, "sendArm");
-        let panic = c
-            .lookup("PUT", "/user/u1/hubs/h1/commands/panic")
-            .expect("panic");
+        let panic = c.lookup("PUT", "/user/u1/hubs/h1/commands/panic").expect("panic");
         assert_eq!(panic.route.class, RouteClass::Panic);
         let device = c
             .lookup("POST", "/user/u1/hubs/h1/devices/d1/command")
             .expect("device command");
         assert_eq!(device.route.class, RouteClass::Command);
         assert_eq!(
-            c.lookup("PUT", "/user/u1/hubs/h1")
-                .expect("update")
-                .route
-                .class,
+            c.lookup("PUT", "/user/u1/hubs/h1").expect("update").route.class,
             RouteClass::Settings
         );
     }
@@ -305,33 +286,20 @@ mod tests {
     #[test]
     fn parameters_and_owner_are_extracted() {
         let c = Catalogue::builtin();
-        let m = c
-            .lookup("GET", "/user/U1/hubs/H1/devices/D1")
-            .expect("device");
+        let m = c.lookup("GET", "/user/U1/hubs/H1/devices/D1").expect("device");
         assert_eq!(m.owner(), Some("U1"));
         assert_eq!(m.param("hubId"), Some("H1"));
         assert_eq!(m.param("deviceId"), Some("D1"));
-        let invoker = c
-            .lookup("GET", "/user/U2/hubs/H1/scheduledWakeUp")
-            .expect("invoker");
+        let invoker = c.lookup("GET", "/user/U2/hubs/H1/scheduledWakeUp").expect("invoker");
         assert_eq!(invoker.owner(), Some("U2"));
     }
 
     #[test]
     fn unknown_paths_and_methods_are_told_apart() {
         let c = Catalogue::builtin();
-        assert_eq!(
-            c.lookup("GET", "/user/u1/nothing-here").err(),
-            Some(Miss::UnknownPath)
-        );
-        assert_eq!(
-            c.lookup("GET", "/company/c1/hubs").err(),
-            Some(Miss::UnknownPath)
-        );
-        assert_eq!(
-            c.lookup("DELETE", "/login").err(),
-            Some(Miss::MethodNotAllowed)
-        );
+        assert_eq!(c.lookup("GET", "/user/u1/nothing-here").err(), Some(Miss::UnknownPath));
+        assert_eq!(c.lookup("GET", "/company/c1/hubs").err(), Some(Miss::UnknownPath));
+        assert_eq!(c.lookup("DELETE", "/login").err(), Some(Miss::MethodNotAllowed));
         assert_eq!(c.lookup("GET", "/").err(), Some(Miss::UnknownPath));
     }
 

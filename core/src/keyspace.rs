@@ -15,9 +15,7 @@ impl Default for Keyspace {
 
 impl Keyspace {
     pub fn new(prefix: impl Into<String>) -> Self {
-        Self {
-            prefix: prefix.into(),
-        }
+        Self { prefix: prefix.into() }
     }
 
     pub fn prefix(&self) -> &str {
@@ -37,6 +35,17 @@ impl Keyspace {
     /// Unix seconds before which every token of the user is refused (suspension, logout everywhere).
     pub fn user_not_before(&self, user_id: &str) -> String {
         format!("{}:user-nbf:{user_id}", self.prefix)
+    }
+
+    /// Held by whichever process is refreshing the user's Ajax session (single-flight).
+    pub fn refresh_lock(&self, user_id: &str) -> String {
+        format!("{}:refresh-lock:{user_id}", self.prefix)
+    }
+
+    /// Sorted set of users by the Unix time of their last proxied request (the worker keeps their
+    /// Ajax sessions alive).
+    pub fn active_users(&self) -> String {
+        format!("{}:active-users", self.prefix)
     }
 }
 

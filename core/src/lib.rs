@@ -10,3 +10,4 @@ pub mod jwk;
 pub mod keyspace;
 pub mod secrets;
 pub mod session;
+pub mod session_refresh;

@@ -33,9 +33,7 @@ impl std::fmt::Debug for SecretsKey {
 impl SecretsKey {
     /// Parses the base64 form used in `ASF_SECRETS_KEY`.
     pub fn from_base64(text: &str) -> Result<Self, SecretsError> {
-        let bytes = STANDARD
-            .decode(text.trim())
-            .map_err(|_| SecretsError::BadKey)?;
+        let bytes = STANDARD.decode(text.trim()).map_err(|_| SecretsError::BadKey)?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| SecretsError::BadKey)?;
         Ok(Self(XChaCha20Poly1305::new(&key.into())))
     }
@@ -56,10 +54,7 @@ impl SecretsKey {
             aad: context.as_bytes(),
         };
         // Encryption with a valid key and nonce only fails for messages beyond 256 GiB.
-        let ciphertext = self
-            .0
-            .encrypt(XNonce::from_slice(&nonce), payload)
-            .unwrap_or_default();
+        let ciphertext = self.0.encrypt(XNonce::from_slice(&nonce), payload).unwrap_or_default();
         let mut out = Vec::with_capacity(NONCE_LEN + ciphertext.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ciphertext);
@@ -68,9 +63,7 @@ impl SecretsKey {
 
     /// Decrypts a value sealed by [`SecretsKey::seal`] under the same `context`.
     pub fn open(&self, context: &str, sealed: &str) -> Result<Vec<u8>, SecretsError> {
-        let bytes = STANDARD
-            .decode(sealed)
-            .map_err(|_| SecretsError::Malformed)?;
+        let bytes = STANDARD.decode(sealed).map_err(|_| SecretsError::Malformed)?;
         if bytes.len() < NONCE_LEN + 16 {
             return Err(SecretsError::Malformed);
         }
@@ -97,10 +90,7 @@ mod tests {
     fn sealed_value_opens_with_same_key_and_context() {
         let key = key();
         let sealed = key.seal("asf:ajax-session:u1", b"token");
-        assert_eq!(
-            key.open("asf:ajax-session:u1", &sealed).expect("open"),
-            b"token"
-        );
+        assert_eq!(key.open("asf:ajax-session:u1", &sealed).expect("open"), b"token");
         assert!(!sealed.contains("token"));
     }
 
@@ -108,10 +98,7 @@ mod tests {
     fn sealed_value_does_not_open_under_another_key_or_context() {
         let key = key();
         let sealed = key.seal("ctx-a", b"token");
-        assert_eq!(
-            key.open("ctx-b", &sealed),
-            Err(SecretsError::WrongKeyOrTampered)
-        );
+        assert_eq!(key.open("ctx-b", &sealed), Err(SecretsError::WrongKeyOrTampered));
         assert_eq!(
             self::key().open("ctx-a", &sealed),
             Err(SecretsError::WrongKeyOrTampered)
@@ -121,10 +108,7 @@ mod tests {
 
     #[test]
     fn keys_of_the_wrong_length_are_refused() {
-        assert_eq!(
-            SecretsKey::from_base64("c2hvcnQ=").err(),
-            Some(SecretsError::BadKey)
-        );
+        assert_eq!(SecretsKey::from_base64("c2hvcnQ=").err(), Some(SecretsError::BadKey));
         assert!(!format!("{:?}", key()).contains('='));
     }
 }

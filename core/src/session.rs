@@ -63,10 +63,7 @@ mod tests {
             refresh_expires_at: 20,
         };
         let sealed = session.seal(&key, "k");
-        assert_eq!(
-            AjaxSession::open(&key, "k", &sealed).expect("open"),
-            session
-        );
+        assert_eq!(AjaxSession::open(&key, "k", &sealed).expect("open"), session);
         assert!(!format!("{session:?}").contains("secret"));
     }
 }

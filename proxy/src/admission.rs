@@ -1,14 +1,18 @@
-//! Admission: the one Redis round trip a proxied request makes. It reads, in one `MGET`, whether
-//! the token's `jti` is revoked, the user's "not before" time (suspension, logout everywhere) and
-//! the user's sealed Ajax session, then opens the session. Redis trouble is answered quickly
-//! (bounded by a timeout), never by hanging the request.
+//! Admission: the one Redis round trip a proxied request makes. One pipeline reads whether the
+//! token's `jti` is revoked, the user's "not before" time (suspension, logout everywhere) and the
+//! user's sealed Ajax session, and marks the user active (so the worker keeps their session alive).
+//! An Ajax session that has already expired is refreshed first (single-flight across processes),
+//! so no upstream call is wasted on a dead token. Redis trouble is answered quickly (bounded by a
+//! timeout), never by hanging the request.
 
 use std::sync::Arc;
 
+use asf_core::ajax_client::AjaxClient;
 use asf_core::claims::AccessClaims;
 use asf_core::keyspace::Keyspace;
 use asf_core::secrets::SecretsKey;
 use asf_core::session::AjaxSession;
+use asf_core::session_refresh::{RefreshError, SessionRefresher};
 use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
 
@@ -19,7 +23,7 @@ use crate::config::ProxyConfig;
 pub enum Refusal {
     /// The token was revoked (logout) or issued before the user's "not before" time (suspension).
     Revoked,
-    /// No Ajax session is stored for the user: they must log in again.
+    /// No Ajax session is stored for the user (or it could not be renewed): they must log in again.
     NoSession,
     /// Redis did not answer in time, or failed.
     Unavailable,
@@ -32,17 +36,19 @@ pub struct Admission {
     keys: Keyspace,
     secrets: SecretsKey,
     timeout: std::time::Duration,
+    ajax: AjaxClient,
 }
 
 impl Admission {
     /// Prepares the Redis client; the connection is made on first use, inside the serving runtime.
-    pub fn new(config: &ProxyConfig) -> Result<Self, redis::RedisError> {
+    pub fn new(config: &ProxyConfig) -> anyhow::Result<Self> {
         Ok(Self {
             client: redis::Client::open(config.redis_url.as_str())?,
             connection: OnceCell::new(),
             keys: Keyspace::new(config.redis_prefix.clone()),
             secrets: config.secrets_key.clone(),
             timeout: config.redis_timeout,
+            ajax: AjaxClient::new(&config.ajax.url(), &config.ajax_api_key, config.upstream_timeout)?,
         })
     }
 
@@ -52,12 +58,7 @@ impl Admission {
                 .set_connection_timeout(Some(self.timeout))
                 .set_response_timeout(Some(self.timeout))
                 .set_number_of_retries(1);
-            match tokio::time::timeout(
-                self.timeout * 5,
-                self.client.get_connection_manager_with_config(config),
-            )
-            .await
-            {
+            match tokio::time::timeout(self.timeout * 5, self.client.get_connection_manager_with_config(config)).await {
                 Ok(Ok(manager)) => Ok(manager),
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "redis connection failed");
@@ -69,22 +70,27 @@ impl Admission {
         self.connection.get_or_try_init(make).await.cloned()
     }
 
-    /// Admits a request of the token holder and returns their Ajax session.
-    pub async fn admit(&self, claims: &AccessClaims) -> Result<Arc<AjaxSession>, Refusal> {
+    /// Admits a request of the token holder at Unix time `now` and returns their live Ajax session.
+    pub async fn admit(&self, claims: &AccessClaims, now: i64) -> Result<Arc<AjaxSession>, Refusal> {
         let mut connection = self.connection().await?;
         let session_key = self.keys.ajax_session(&claims.sub);
-        let mut command = redis::cmd("MGET");
-        command
+        let mut pipe = redis::pipe();
+        pipe.cmd("MGET")
             .arg(self.keys.revoked_token(&claims.jti))
             .arg(self.keys.user_not_before(&claims.sub))
-            .arg(&session_key);
+            .arg(&session_key)
+            .cmd("ZADD")
+            .arg(self.keys.active_users())
+            .arg(now)
+            .arg(&claims.sub)
+            .ignore();
         let reply = tokio::time::timeout(
             self.timeout,
-            command.query_async::<Vec<Option<String>>>(&mut connection),
+            pipe.query_async::<(Vec<Option<String>>,)>(&mut connection),
         )
         .await;
         let values = match reply {
-            Ok(Ok(values)) if values.len() == 3 => values,
+            Ok(Ok((values,))) if values.len() == 3 => values,
             Ok(Ok(_)) => return Err(Refusal::Unavailable),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "redis admission failed");
@@ -92,7 +98,29 @@ impl Admission {
             }
             Err(_) => return Err(Refusal::Unavailable),
         };
-        decide(&values, claims, &self.secrets, &session_key)
+        let session = decide(&values, claims, &self.secrets, &session_key)?;
+        if session.session_expires_at > now {
+            return Ok(session);
+        }
+        self.renew(&claims.sub, &session.session_token, now).await
+    }
+
+    /// Replaces a dead Ajax session, single-flight with every other process holding it.
+    pub async fn renew(&self, user_id: &str, stale_token: &str, now: i64) -> Result<Arc<AjaxSession>, Refusal> {
+        let refresher = SessionRefresher {
+            redis: self.connection().await?,
+            keys: self.keys.clone(),
+            secrets: self.secrets.clone(),
+            ajax: self.ajax.clone(),
+        };
+        match refresher.refresh(user_id, stale_token, now).await {
+            Ok(session) => Ok(Arc::new(session)),
+            Err(RefreshError::SessionEnded | RefreshError::NoSession) => Err(Refusal::NoSession),
+            Err(RefreshError::Unavailable(reason)) => {
+                tracing::warn!(%reason, user = %user_id, "Ajax session refresh unavailable");
+                Err(Refusal::Unavailable)
+            }
+        }
     }
 }
 
@@ -113,10 +141,7 @@ fn decide(
     if not_before.is_some_and(|nbf| claims.iat < nbf) {
         return Err(Refusal::Revoked);
     }
-    let sealed = values
-        .get(2)
-        .and_then(|v| v.as_deref())
-        .ok_or(Refusal::NoSession)?;
+    let sealed = values.get(2).and_then(|v| v.as_deref()).ok_or(Refusal::NoSession)?;
     match AjaxSession::open(secrets, session_key, sealed) {
         Ok(session) => Ok(Arc::new(session)),
         Err(e) => {
@@ -162,34 +187,18 @@ mod tests {
     #[test]
     fn stored_session_is_opened_for_a_live_token() {
         let key = SecretsKey::from_base64(&SecretsKey::generate_base64()).expect("key");
-        let session =
-            decide(&[None, None, Some(sealed(&key))], &claims(), &key, "k").expect("admitted");
+        let session = decide(&[None, None, Some(sealed(&key))], &claims(), &key, "k").expect("admitted");
         assert_eq!(session.session_token, "ajax-token");
     }
 
     #[test]
     fn revoked_and_suspended_tokens_are_refused() {
         let key = SecretsKey::from_base64(&SecretsKey::generate_base64()).expect("key");
-        let revoked = decide(
-            &[Some("1".into()), None, Some(sealed(&key))],
-            &claims(),
-            &key,
-            "k",
-        );
+        let revoked = decide(&[Some("1".into()), None, Some(sealed(&key))], &claims(), &key, "k");
         assert_eq!(revoked.err(), Some(Refusal::Revoked));
-        let suspended = decide(
-            &[None, Some("1001".into()), Some(sealed(&key))],
-            &claims(),
-            &key,
-            "k",
-        );
+        let suspended = decide(&[None, Some("1001".into()), Some(sealed(&key))], &claims(), &key, "k");
         assert_eq!(suspended.err(), Some(Refusal::Revoked));
-        let earlier = decide(
-            &[None, Some("999".into()), Some(sealed(&key))],
-            &claims(),
-            &key,
-            "k",
-        );
+        let earlier = decide(&[None, Some("999".into()), Some(sealed(&key))], &claims(), &key, "k");
         assert!(earlier.is_ok());
     }
 
@@ -201,12 +210,7 @@ mod tests {
             Some(Refusal::NoSession)
         );
         let other_key = SecretsKey::from_base64(&SecretsKey::generate_base64()).expect("key");
-        let foreign = decide(
-            &[None, None, Some(sealed(&other_key))],
-            &claims(),
-            &key,
-            "k",
-        );
+        let foreign = decide(&[None, None, Some(sealed(&other_key))], &claims(), &key, "k");
         assert_eq!(foreign.err(), Some(Refusal::NoSession));
     }
 }

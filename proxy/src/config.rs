@@ -68,9 +68,7 @@ pub enum AuthMode {
 impl std::fmt::Debug for AuthMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::EdDsa { jwks_url } => {
-                f.debug_struct("EdDsa").field("jwks_url", jwks_url).finish()
-            }
+            Self::EdDsa { jwks_url } => f.debug_struct("EdDsa").field("jwks_url", jwks_url).finish(),
             Self::Hs256 { .. } => f.write_str("Hs256(<redacted>)"),
         }
     }
@@ -133,10 +131,7 @@ pub enum ConfigError {
     #[error("{setting} is required")]
     Missing { setting: &'static str },
     #[error("{setting} is invalid: {reason}")]
-    Invalid {
-        setting: &'static str,
-        reason: String,
-    },
+    Invalid { setting: &'static str, reason: String },
 }
 
 fn redact_url(url: &str) -> String {
@@ -198,40 +193,32 @@ impl ProxyFileConfig {
 
     /// Checks every setting and fills defaults.
     pub fn check(self) -> Result<ProxyConfig, ConfigError> {
-        let control_plane_url = self
-            .control_plane_url
-            .unwrap_or_else(|| "http://127.0.0.1:8000".into());
-        let control_plane =
-            Origin::parse(&control_plane_url).map_err(|reason| ConfigError::Invalid {
-                setting: "ASF_CONTROL_PLANE_URL",
-                reason,
-            })?;
-        let ajax = Origin::parse(
-            self.ajax_api_url
-                .as_deref()
-                .unwrap_or("https://api.ajax.systems"),
-        )
-        .map_err(|reason| ConfigError::Invalid {
-            setting: "AJAX_API_URL",
+        let control_plane_url = self.control_plane_url.unwrap_or_else(|| "http://127.0.0.1:8000".into());
+        let control_plane = Origin::parse(&control_plane_url).map_err(|reason| ConfigError::Invalid {
+            setting: "ASF_CONTROL_PLANE_URL",
             reason,
         })?;
+        let ajax =
+            Origin::parse(self.ajax_api_url.as_deref().unwrap_or("https://api.ajax.systems")).map_err(|reason| {
+                ConfigError::Invalid {
+                    setting: "AJAX_API_URL",
+                    reason,
+                }
+            })?;
         let ajax_api_key = self.ajax_api_key.ok_or(ConfigError::Missing {
             setting: "AJAX_API_KEY",
         })?;
-        let secrets_key =
-            SecretsKey::from_base64(self.secrets_key.as_deref().ok_or(ConfigError::Missing {
-                setting: "ASF_SECRETS_KEY",
-            })?)
-            .map_err(|e| ConfigError::Invalid {
-                setting: "ASF_SECRETS_KEY",
-                reason: e.to_string(),
-            })?;
+        let secrets_key = SecretsKey::from_base64(self.secrets_key.as_deref().ok_or(ConfigError::Missing {
+            setting: "ASF_SECRETS_KEY",
+        })?)
+        .map_err(|e| ConfigError::Invalid {
+            setting: "ASF_SECRETS_KEY",
+            reason: e.to_string(),
+        })?;
         let base_path = normalise_base_path(self.base_path.as_deref().unwrap_or(""))?;
         let listen = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         check_socket_addr("ASF_PROXY_LISTEN", &listen)?;
-        let metrics_listen = self
-            .metrics_listen
-            .unwrap_or_else(|| "127.0.0.1:9090".into());
+        let metrics_listen = self.metrics_listen.unwrap_or_else(|| "127.0.0.1:9090".into());
         check_socket_addr("ASF_PROXY_METRICS_LISTEN", &metrics_listen)?;
         let auth = check_auth(self.auth, &control_plane_url)?;
         Ok(ProxyConfig {
@@ -239,9 +226,7 @@ impl ProxyFileConfig {
             metrics_listen,
             ajax,
             ajax_api_key,
-            redis_url: self
-                .redis_url
-                .unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
+            redis_url: self.redis_url.unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
             redis_prefix: self.redis_prefix.unwrap_or_else(|| "asf".into()),
             redis_timeout: Duration::from_millis(self.redis_timeout_ms.unwrap_or(100)),
             control_plane,
@@ -284,12 +269,9 @@ fn normalise_base_path(path: &str) -> Result<String, ConfigError> {
 fn check_auth(file: AuthFileConfig, control_plane_url: &str) -> Result<AuthConfig, ConfigError> {
     let mode = match file.mode.as_deref().unwrap_or("eddsa") {
         "eddsa" => AuthMode::EdDsa {
-            jwks_url: file.jwks_url.unwrap_or_else(|| {
-                format!(
-                    "{}/.well-known/jwks.json",
-                    control_plane_url.trim_end_matches('/')
-                )
-            }),
+            jwks_url: file
+                .jwks_url
+                .unwrap_or_else(|| format!("{}/.well-known/jwks.json", control_plane_url.trim_end_matches('/'))),
         },
         "hs256" => {
             let secret = file.hs256_secret.ok_or(ConfigError::Missing {
@@ -327,10 +309,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     fn minimal_env() -> HashMap<String, String> {
@@ -358,8 +337,7 @@ mod tests {
     #[test]
     fn environment_overrides_the_file() {
         let file =
-            ProxyFileConfig::from_yaml_str("app:\n  listen: 127.0.0.1:1111\n  base_path: /ajax/\n")
-                .expect("yaml");
+            ProxyFileConfig::from_yaml_str("app:\n  listen: 127.0.0.1:1111\n  base_path: /ajax/\n").expect("yaml");
         let mut vars = minimal_env();
         vars.insert("ASF_PROXY_LISTEN".into(), "127.0.0.1:2222".into());
         let config = file.with_env(&vars).check().expect("valid");
@@ -373,18 +351,12 @@ mod tests {
         assert!(err.to_string().contains("AJAX_API_KEY"), "{err}");
         let mut vars = minimal_env();
         vars.insert("ASF_SECRETS_KEY".into(), "short".into());
-        let err = ProxyFileConfig::default()
-            .with_env(&vars)
-            .check()
-            .expect_err("error");
+        let err = ProxyFileConfig::default().with_env(&vars).check().expect_err("error");
         assert!(err.to_string().contains("ASF_SECRETS_KEY"), "{err}");
         let mut vars = minimal_env();
         vars.insert("ASF_JWT_MODE".into(), "hs256".into());
         vars.insert("ASF_JWT_HS256_SECRET".into(), "too-short".into());
-        let err = ProxyFileConfig::default()
-            .with_env(&vars)
-            .check()
-            .expect_err("error");
+        let err = ProxyFileConfig::default().with_env(&vars).check().expect_err("error");
         assert!(err.to_string().contains("at least 32"), "{err}");
     }
 
@@ -397,18 +369,9 @@ mod tests {
     #[test]
     fn debug_hides_secrets() {
         let mut vars = minimal_env();
-        vars.insert(
-            "REDIS_URL".into(),
-            "redis://user:pa55word@127.0.0.1:6379".into(),
-        );
-        let config = ProxyFileConfig::default()
-            .with_env(&vars)
-            .check()
-            .expect("valid");
+        vars.insert("REDIS_URL".into(), "redis://user:pa55word@127.0.0.1:6379".into());
+        let config = ProxyFileConfig::default().with_env(&vars).check().expect("valid");
         let shown = format!("{config:?}");
-        assert!(
-            !shown.contains("company-key") && !shown.contains("pa55word"),
-            "{shown}"
-        );
+        assert!(!shown.contains("company-key") && !shown.contains("pa55word"), "{shown}");
     }
 }

@@ -25,8 +25,7 @@ use asf_proxy::upstream::Upstream;
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,pingora=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,pingora=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -56,12 +55,9 @@ fn main() -> ExitCode {
 fn load(opt: &Opt) -> anyhow::Result<(ServerConf, ProxyConfig)> {
     let (server_conf, file) = match &opt.conf {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
-            let server_conf =
-                ServerConf::from_yaml(&text).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
-            let file = ProxyFileConfig::from_yaml_str(&text)
-                .map_err(|e| anyhow::anyhow!("{path}: app: {e}"))?;
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
+            let server_conf = ServerConf::from_yaml(&text).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+            let file = ProxyFileConfig::from_yaml_str(&text).map_err(|e| anyhow::anyhow!("{path}: app: {e}"))?;
             (server_conf, file)
         }
         None => (
@@ -79,9 +75,7 @@ fn run(opt: Opt, server_conf: ServerConf, config: ProxyConfig) -> anyhow::Result
     tracing::info!(config = ?config, "starting asf-proxy");
     let metrics = Metrics::new().context("metrics")?;
     let keys = match &config.auth.mode {
-        AuthMode::Hs256 { secret } => {
-            KeySource::Hs256(DecodingKey::from_secret(secret).context("HS256 secret")?)
-        }
+        AuthMode::Hs256 { secret } => KeySource::Hs256(DecodingKey::from_secret(secret).context("HS256 secret")?),
         AuthMode::EdDsa { jwks_url } => KeySource::Jwks(JwksCache::new(
             jwks_url.clone(),
             config.auth.jwks_min_refetch,
@@ -101,11 +95,9 @@ fn run(opt: Opt, server_conf: ServerConf, config: ProxyConfig) -> anyhow::Result
 
     let mut server = Server::new_with_opt_and_conf(opt, server_conf);
     server.bootstrap();
-    let mut proxy =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "asf-proxy");
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "asf-proxy");
     proxy.add_tcp(&config.listen);
-    let mut metrics_service =
-        pingora::services::listening::Service::new("metrics".into(), MetricsApp(metrics));
+    let mut metrics_service = pingora::services::listening::Service::new("metrics".into(), MetricsApp(metrics));
     metrics_service.add_tcp(&config.metrics_listen);
     let refresher = background_service(
         "jwks",

@@ -3,9 +3,7 @@
 use async_trait::async_trait;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 /// The proxy's metrics, registered in their own registry. Cloning shares them.
 #[derive(Clone)]
@@ -31,11 +29,7 @@ impl Metrics {
             &["class", "status", "decision"],
         )?;
         let upstream_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "asf_proxy_upstream_seconds",
-                "Upstream latency to the response header",
-            )
-            .buckets(vec![
+            HistogramOpts::new("asf_proxy_upstream_seconds", "Upstream latency to the response header").buckets(vec![
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
             ]),
             &["upstream"],

@@ -21,23 +21,12 @@ use crate::rewrite::{self, Outbound};
 use crate::shield;
 use crate::upstream::Upstream;
 
-const TOKEN_MISSING: LocalAnswer =
-    LocalAnswer::new(401, "token_missing", "Session token is missing");
-const TOKEN_INVALID: LocalAnswer =
-    LocalAnswer::new(401, "token_invalid", "Session token is invalid");
-const TOKEN_EXPIRED: LocalAnswer =
-    LocalAnswer::new(401, "token_expired", "Session token has expired");
-const TOKEN_REVOKED: LocalAnswer = LocalAnswer::new(
-    401,
-    "token_revoked",
-    "Session is no longer valid; log in again",
-);
-const KEYS_UNAVAILABLE: LocalAnswer = LocalAnswer::new(
-    503,
-    "auth_unavailable",
-    "Authentication is starting up; retry shortly",
-)
-.retry_after(2);
+const TOKEN_MISSING: LocalAnswer = LocalAnswer::new(401, "token_missing", "Session token is missing");
+const TOKEN_INVALID: LocalAnswer = LocalAnswer::new(401, "token_invalid", "Session token is invalid");
+const TOKEN_EXPIRED: LocalAnswer = LocalAnswer::new(401, "token_expired", "Session token has expired");
+const TOKEN_REVOKED: LocalAnswer = LocalAnswer::new(401, "token_revoked", "Session is no longer valid; log in again");
+const KEYS_UNAVAILABLE: LocalAnswer =
+    LocalAnswer::new(503, "auth_unavailable", "Authentication is starting up; retry shortly").retry_after(2);
 const NOT_YOURS: LocalAnswer = LocalAnswer::new(404, "not_found", "Resource not found");
 const STATE_UNAVAILABLE: LocalAnswer = LocalAnswer::new(
     503,
@@ -47,8 +36,7 @@ const STATE_UNAVAILABLE: LocalAnswer = LocalAnswer::new(
 .retry_after(1);
 const UPSTREAM_UNAVAILABLE: LocalAnswer =
     LocalAnswer::new(502, "upstream_unavailable", "Upstream unavailable").retry_after(2);
-const UPSTREAM_TIMEOUT: LocalAnswer =
-    LocalAnswer::new(504, "upstream_timeout", "Upstream timed out").retry_after(2);
+const UPSTREAM_TIMEOUT: LocalAnswer = LocalAnswer::new(504, "upstream_timeout", "Upstream timed out").retry_after(2);
 
 /// Outcome of the request filter.
 pub enum Filter {
@@ -98,8 +86,14 @@ pub struct RequestCtx {
     pub target: Option<Target>,
     pub forward_path: String,
     pub ajax_session: Option<Arc<AjaxSession>>,
+    /// Our user id, once authenticated.
+    pub user_id: Option<String>,
     pub decision: Decision,
     pub upstream_started: Option<Instant>,
+    /// Set when Ajax refused the session and a refreshed one is ready: the next error is retried.
+    pub retry_with_new_session: bool,
+    /// The one retry after a refresh has been used.
+    pub refreshed_once: bool,
 }
 
 /// The gateway: everything the phases need, shared by all requests.
@@ -143,9 +137,7 @@ impl Gateway {
         ) {
             Ok(admitted) => admitted,
             Err(answer) => {
-                return self
-                    .refuse(session, ctx, Decision::RefusedShield, &answer)
-                    .await;
+                return self.refuse(session, ctx, Decision::RefusedShield, &answer).await;
             }
         };
         ctx.class = Some(admitted.route.class);
@@ -159,27 +151,19 @@ impl Gateway {
         let token = match find_token(&session.req_header().headers) {
             Ok(token) => token,
             Err(CredentialError::Missing) => {
-                return self
-                    .refuse(session, ctx, Decision::RefusedAuth, &TOKEN_MISSING)
-                    .await;
+                return self.refuse(session, ctx, Decision::RefusedAuth, &TOKEN_MISSING).await;
             }
             Err(_) => {
-                return self
-                    .refuse(session, ctx, Decision::RefusedAuth, &TOKEN_INVALID)
-                    .await;
+                return self.refuse(session, ctx, Decision::RefusedAuth, &TOKEN_INVALID).await;
             }
         };
         let claims = match self.verifier.verify(token, unix_now()).await {
             Ok(claims) => claims,
             Err(AuthFailure::Expired) => {
-                return self
-                    .refuse(session, ctx, Decision::RefusedAuth, &TOKEN_EXPIRED)
-                    .await;
+                return self.refuse(session, ctx, Decision::RefusedAuth, &TOKEN_EXPIRED).await;
             }
             Err(AuthFailure::Invalid(_)) => {
-                return self
-                    .refuse(session, ctx, Decision::RefusedAuth, &TOKEN_INVALID)
-                    .await;
+                return self.refuse(session, ctx, Decision::RefusedAuth, &TOKEN_INVALID).await;
             }
             Err(AuthFailure::KeysUnavailable) => {
                 return self
@@ -190,17 +174,13 @@ impl Gateway {
 
         // A path of another user is answered as if it did not exist, so ids cannot be probed.
         if admitted.owner.as_deref() != Some(claims.uid.as_str()) {
-            return self
-                .refuse(session, ctx, Decision::RefusedAuthz, &NOT_YOURS)
-                .await;
+            return self.refuse(session, ctx, Decision::RefusedAuthz, &NOT_YOURS).await;
         }
 
-        match self.admission.admit(&claims).await {
+        match self.admission.admit(&claims, unix_now()).await {
             Ok(ajax_session) => ctx.ajax_session = Some(ajax_session),
             Err(Refusal::Revoked | Refusal::NoSession) => {
-                return self
-                    .refuse(session, ctx, Decision::RefusedAuth, &TOKEN_REVOKED)
-                    .await;
+                return self.refuse(session, ctx, Decision::RefusedAuth, &TOKEN_REVOKED).await;
             }
             Err(Refusal::Unavailable) => {
                 return self
@@ -208,8 +188,11 @@ impl Gateway {
                     .await;
             }
         }
+        ctx.user_id = Some(claims.sub.clone());
         ctx.target = Some(Target::Ajax);
         ctx.decision = Decision::Forwarded;
+        // Keep the body so the request can be sent again after a reactive session refresh.
+        session.enable_retry_buffering();
         Ok(Filter::Continue)
     }
 
@@ -232,25 +215,21 @@ impl ProxyHttp for Gateway {
             target: None,
             forward_path: String::new(),
             ajax_session: None,
+            user_id: None,
             decision: Decision::Pending,
             upstream_started: None,
+            retry_with_new_session: false,
+            refreshed_once: false,
         }
     }
 
     /// Runs shield, authentication, authorization and admission; `true` when it answered itself.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        Ok(matches!(
-            self.filter(session, ctx).await?,
-            Filter::Responded
-        ))
+        Ok(matches!(self.filter(session, ctx).await?, Filter::Responded))
     }
 
     /// Ajax (or ajax-sim) for user calls, the control plane for login/refresh/logout.
-    async fn upstream_peer(
-        &self,
-        _session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         let target = ctx
             .target
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream chosen"))?;
@@ -294,6 +273,60 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// An Ajax 401 means the user's Ajax session died early: refresh it (single-flight) and send the
+    /// request once more. Anything else passes through.
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if resp.status.as_u16() != 401 || ctx.target != Some(Target::Ajax) || ctx.refreshed_once {
+            return Ok(());
+        }
+        let (Some(user), Some(stale)) = (ctx.user_id.clone(), ctx.ajax_session.clone()) else {
+            return Ok(());
+        };
+        ctx.refreshed_once = true;
+        match self.admission.renew(&user, &stale.session_token, unix_now()).await {
+            Ok(fresh) => {
+                ctx.ajax_session = Some(fresh);
+                ctx.retry_with_new_session = true;
+                Err(Error::explain(
+                    ErrorType::HTTPStatus(401),
+                    "ajax session refreshed; sending again",
+                ))
+            }
+            // The session is over: the client sees Ajax's 401 and logs in again.
+            Err(Refusal::NoSession | Refusal::Revoked) => Ok(()),
+            Err(Refusal::Unavailable) => Err(Error::explain(
+                ErrorType::HTTPStatus(503),
+                "ajax session refresh unavailable",
+            )),
+        }
+    }
+
+    /// Retries exactly the request whose Ajax session was just refreshed (Ajax did not run it: it
+    /// answered 401); otherwise Pingora's default policy.
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if std::mem::take(&mut ctx.retry_with_new_session) {
+            e.set_retry(true);
+        } else if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
     /// Strips upstream internals and records upstream latency.
     async fn response_filter(
         &self,
@@ -315,17 +348,10 @@ impl ProxyHttp for Gateway {
     }
 
     /// Answers upstream failures in Ajax's shape (502/504, never 500), keeping the connection.
-    async fn fail_to_proxy(
-        &self,
-        session: &mut Session,
-        e: &Error,
-        ctx: &mut RequestCtx,
-    ) -> FailToProxy {
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
         ctx.decision = Decision::UpstreamError;
         let answer = match e.etype() {
-            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
-                &UPSTREAM_TIMEOUT
-            }
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => &UPSTREAM_TIMEOUT,
             _ => &UPSTREAM_UNAVAILABLE,
         };
         let downstream_gone = matches!(e.esource(), ErrorSource::Downstream);

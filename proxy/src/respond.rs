@@ -37,11 +37,7 @@ impl LocalAnswer {
 /// Writes `answer` to the client. The unread request body, if any, is drained first so that the
 /// connection can be reused.
 pub async fn send(session: &mut Session, answer: &LocalAnswer, request_id: &str) -> Result<()> {
-    let body = Bytes::from(
-        ErrorBody::new(answer.message)
-            .with_code(answer.code)
-            .to_json(),
-    );
+    let body = Bytes::from(ErrorBody::new(answer.message).with_code(answer.code).to_json());
     let mut header = ResponseHeader::build(answer.status, Some(5))?;
     header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
     header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
@@ -52,9 +48,7 @@ pub async fn send(session: &mut Session, answer: &LocalAnswer, request_id: &str)
     if session.drain_request_body().await.is_err() {
         session.set_keepalive(None);
     }
-    session
-        .write_response_header(Box::new(header), false)
-        .await?;
+    session.write_response_header(Box::new(header), false).await?;
     session.write_response_body(Some(body), true).await?;
     Ok(())
 }

@@ -92,12 +92,7 @@ fn common(req: &mut RequestHeader, out: &Outbound<'_>) -> Result<()> {
 
 /// Prepares a request for Ajax: the company key and the user's Ajax session replace the client's
 /// credentials.
-pub fn toward_ajax(
-    req: &mut RequestHeader,
-    out: &Outbound<'_>,
-    api_key: &str,
-    ajax_session: &str,
-) -> Result<()> {
+pub fn toward_ajax(req: &mut RequestHeader, out: &Outbound<'_>, api_key: &str, ajax_session: &str) -> Result<()> {
     common(req, out)?;
     req.remove_header(&http::header::AUTHORIZATION);
     req.insert_header(API_KEY, api_key)?;
@@ -116,10 +111,7 @@ pub fn response(resp: &mut ResponseHeader, request_id: &str) -> Result<()> {
     for name in INTERNAL_RESPONSE {
         resp.remove_header(*name);
     }
-    for name in HOP_BY_HOP
-        .iter()
-        .filter(|n| **n != "connection" && **n != "keep-alive")
-    {
+    for name in HOP_BY_HOP.iter().filter(|n| **n != "connection" && **n != "keep-alive") {
         resp.remove_header(*name);
     }
     resp.insert_header(REQUEST_ID, request_id)?;
@@ -131,8 +123,7 @@ mod tests {
     use super::*;
 
     fn client_request() -> RequestHeader {
-        let mut req =
-            RequestHeader::build("GET", b"/ajax/api/user/A1/hubs?x=1", None).expect("req");
+        let mut req = RequestHeader::build("GET", b"/ajax/api/user/A1/hubs?x=1", None).expect("req");
         for (name, value) in [
             ("authorization", "Bearer our-jwt"),
             ("x-session-token", "our-jwt"),
@@ -165,12 +156,7 @@ mod tests {
     fn ajax_request_carries_company_key_and_real_session_only() {
         let mut req = client_request();
         toward_ajax(&mut req, &outbound(), "company-key", "ajax-session").expect("rewrite");
-        let get = |name: &str| {
-            req.headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
+        let get = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         assert_eq!(get("x-api-key").as_deref(), Some("company-key"));
         assert_eq!(get("x-session-token").as_deref(), Some("ajax-session"));
         assert_eq!(get("host").as_deref(), Some("api.ajax.systems"));
@@ -199,9 +185,7 @@ mod tests {
         assert!(req.headers.get("authorization").is_some());
         assert!(req.headers.get("x-api-key").is_none());
         assert_eq!(
-            req.headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok()),
+            req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
             Some("10.0.0.7")
         );
     }
@@ -211,14 +195,11 @@ mod tests {
         let mut resp = ResponseHeader::build(200, None).expect("resp");
         resp.append_header("server", "nginx/1.2").expect("h");
         resp.append_header("x-powered-by", "spring").expect("h");
-        resp.append_header("content-type", "application/json")
-            .expect("h");
+        resp.append_header("content-type", "application/json").expect("h");
         response(&mut resp, "rid-9").expect("rewrite");
         assert!(resp.headers.get("server").is_none() && resp.headers.get("x-powered-by").is_none());
         assert_eq!(
-            resp.headers
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok()),
+            resp.headers.get("x-request-id").and_then(|v| v.to_str().ok()),
             Some("rid-9")
         );
         assert!(resp.headers.get("content-type").is_some());

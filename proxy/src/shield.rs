@@ -35,13 +35,9 @@ pub const PUBLIC_ROUTE: LocalAnswer = LocalAnswer::new(
     "not_served",
     "This operation is not served by this gateway; use the Ajax app",
 );
-pub const METHOD_NOT_ALLOWED: LocalAnswer = LocalAnswer::new(
-    405,
-    "method_not_allowed",
-    "Method not allowed for this route",
-);
-pub const BODY_TOO_LARGE: LocalAnswer =
-    LocalAnswer::new(413, "body_too_large", "Request body too large");
+pub const METHOD_NOT_ALLOWED: LocalAnswer =
+    LocalAnswer::new(405, "method_not_allowed", "Method not allowed for this route");
+pub const BODY_TOO_LARGE: LocalAnswer = LocalAnswer::new(413, "body_too_large", "Request body too large");
 
 /// Checks the request line and size against the catalogue.
 pub fn inspect(
@@ -125,11 +121,7 @@ pub fn normalise(raw: &str) -> Result<String, LocalAnswer> {
     if decoded.chars().any(|c| c.is_control() || c == '\\') {
         return Err(BAD_PATH);
     }
-    if decoded
-        .split('/')
-        .any(|segment| segment == "." || segment == "..")
-        || decoded.contains("//")
-    {
+    if decoded.split('/').any(|segment| segment == "." || segment == "..") || decoded.contains("//") {
         return Err(BAD_PATH);
     }
     Ok(decoded)
@@ -166,10 +158,7 @@ mod tests {
             Catalogue::builtin(),
             1024,
         );
-        assert_eq!(
-            admitted.expect("admitted").route.operation_id,
-            "getHubBindings"
-        );
+        assert_eq!(admitted.expect("admitted").route.operation_id, "getHubBindings");
         let outside = inspect(
             &request("GET", "/api/user/A1/hubs"),
             "/ajax",
@@ -182,20 +171,14 @@ mod tests {
     #[test]
     fn unknown_company_public_and_wrong_method_routes_are_told_apart() {
         let code = |m: &str, p: &str| inspect_path(m, p).err().map(|a| (a.status, a.code));
-        assert_eq!(
-            code("GET", "/api/user/A1/nothing"),
-            Some((404, "unknown_route"))
-        );
+        assert_eq!(code("GET", "/api/user/A1/nothing"), Some((404, "unknown_route")));
         assert_eq!(code("GET", "/.env"), Some((404, "unknown_route")));
         assert_eq!(
             code("GET", "/api/company/C1/hubs"),
             Some((404, "company_mode_not_served"))
         );
         assert_eq!(code("POST", "/api/user"), Some((404, "not_served")));
-        assert_eq!(
-            code("DELETE", "/api/login"),
-            Some((405, "method_not_allowed"))
-        );
+        assert_eq!(code("DELETE", "/api/login"), Some((405, "method_not_allowed")));
     }
 
     #[test]
@@ -210,16 +193,9 @@ mod tests {
             "/api//user/A1/hubs",
             "/api/user/A1/hubs%zz",
         ] {
-            assert_eq!(
-                normalise(bad).err().map(|a| a.code),
-                Some("bad_path"),
-                "{bad}"
-            );
+            assert_eq!(normalise(bad).err().map(|a| a.code), Some("bad_path"), "{bad}");
         }
-        assert_eq!(
-            normalise("/api/user/A%31/hubs").expect("decoded"),
-            "/api/user/A1/hubs"
-        );
+        assert_eq!(normalise("/api/user/A%31/hubs").expect("decoded"), "/api/user/A1/hubs");
     }
 
     #[test]
@@ -229,9 +205,6 @@ mod tests {
         let refused = inspect(&req, "", Catalogue::builtin(), 1024);
         assert_eq!(refused.err().map(|a| a.status), Some(413));
         let long = format!("/api/user/{}/hubs", "A".repeat(3000));
-        assert_eq!(
-            inspect_path("GET", &long).err().map(|a| a.status),
-            Some(400)
-        );
+        assert_eq!(inspect_path("GET", &long).err().map(|a| a.status), Some(400));
     }
 }

@@ -31,9 +31,7 @@ impl Origin {
         };
         let authority = rest.trim_end_matches('/');
         if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
-            return Err(format!(
-                "{url:?} must be an origin (scheme, host, optional port)"
-            ));
+            return Err(format!("{url:?} must be an origin (scheme, host, optional port)"));
         }
         let default_port = if tls { 443 } else { 80 };
         let (host, port) = match authority.rsplit_once(':') {
@@ -54,6 +52,11 @@ impl Origin {
             host: host.to_owned(),
             port,
         })
+    }
+
+    /// The origin as a URL (`https://host[:port]`).
+    pub fn url(&self) -> String {
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.host_header())
     }
 
     /// The `Host` header value for requests to this origin.
@@ -151,11 +154,10 @@ mod tests {
         );
         assert_eq!(ajax.host_header(), "api.ajax.systems");
         let sim = Origin::parse("http://127.0.0.1:7070/").expect("sim");
-        assert_eq!(
-            (sim.tls, sim.host.as_str(), sim.port),
-            (false, "127.0.0.1", 7070)
-        );
+        assert_eq!((sim.tls, sim.host.as_str(), sim.port), (false, "127.0.0.1", 7070));
         assert_eq!(sim.host_header(), "127.0.0.1:7070");
+        assert_eq!(sim.url(), "http://127.0.0.1:7070");
+        assert_eq!(ajax.url(), "https://api.ajax.systems");
         let v6 = Origin::parse("http://[::1]:81").expect("v6");
         assert_eq!((v6.host.as_str(), v6.port), ("::1", 81));
         assert_eq!(v6.host_header(), "[::1]:81");

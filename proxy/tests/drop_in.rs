@@ -72,30 +72,18 @@ async fn client_reads_hubs_devices_groups_and_logs_and_arms_through_the_proxy() 
     let hub = hubs[0]["hubId"].as_str().expect("hub id").to_owned();
 
     for tail in ["", "/devices", "/groups", "/rooms", "/logs"] {
-        let response = get(
-            &w,
-            &format!("/api/user/{}/hubs/{hub}{tail}", w.uid),
-            &w.token,
-        )
-        .await;
+        let response = get(&w, &format!("/api/user/{}/hubs/{hub}{tail}", w.uid), &w.token).await;
         assert_eq!(response.status(), 200, "GET hub{tail}");
     }
 
     let arm = client()
-        .put(format!(
-            "{}/api/user/{}/hubs/{hub}/commands/arming",
-            w.proxy.url, w.uid
-        ))
+        .put(format!("{}/api/user/{}/hubs/{hub}/commands/arming", w.proxy.url, w.uid))
         .header("x-session-token", &w.token)
         .json(&json!({"command": "ARM", "ignoreProblems": true}))
         .send()
         .await
         .expect("arm");
-    assert!(
-        arm.status() == 204 || arm.status() == 202,
-        "arm: {}",
-        arm.status()
-    );
+    assert!(arm.status() == 204 || arm.status() == 202, "arm: {}", arm.status());
     let detail: Value = get(&w, &format!("/api/user/{}/hubs/{hub}", w.uid), &w.token)
         .await
         .json()
@@ -104,10 +92,7 @@ async fn client_reads_hubs_devices_groups_and_logs_and_arms_through_the_proxy() 
     assert_eq!(detail["state"], "ARMED", "{detail}");
 
     let disarm = client()
-        .put(format!(
-            "{}/api/user/{}/hubs/{hub}/commands/arming",
-            w.proxy.url, w.uid
-        ))
+        .put(format!("{}/api/user/{}/hubs/{hub}/commands/arming", w.proxy.url, w.uid))
         .bearer_auth(&w.token)
         .json(&json!({"command": "DISARM", "ignoreProblems": true}))
         .send()
@@ -138,22 +123,12 @@ async fn ajax_sees_the_company_key_and_the_real_session_never_the_client_token()
         .expect("request");
     assert_eq!(response.status(), 200);
     let stats = w.sim.stats().await;
-    let seen = stats["last_requests"]
-        .as_array()
-        .expect("recorded requests");
+    let seen = stats["last_requests"].as_array().expect("recorded requests");
     assert_eq!(seen.len(), 1, "{stats}");
     let request = &seen[0];
-    assert_eq!(
-        request["api_key_ok"], true,
-        "the company key must be sent: {request}"
-    );
-    let ajax_token = request["session_token"]
-        .as_str()
-        .expect("session token sent");
-    assert_ne!(
-        ajax_token, w.token,
-        "the client's token must never reach Ajax"
-    );
+    assert_eq!(request["api_key_ok"], true, "the company key must be sent: {request}");
+    let ajax_token = request["session_token"].as_str().expect("session token sent");
+    assert_ne!(ajax_token, w.token, "the client's token must never reach Ajax");
     assert!(
         !ajax_token.contains('.'),
         "Ajax must get its own hex token, not our JWT"
@@ -169,10 +144,7 @@ async fn ajax_sees_the_company_key_and_the_real_session_never_the_client_token()
         })
         .unwrap_or_default();
     for leaked in ["x-company-token", "cookie", "x-user-id"] {
-        assert!(
-            !names.iter().any(|n| n == leaked),
-            "{leaked} reached Ajax: {names:?}"
-        );
+        assert!(!names.iter().any(|n| n == leaked), "{leaked} reached Ajax: {names:?}");
     }
     assert_eq!(stats["requests_total"], 1);
 }
@@ -192,11 +164,7 @@ async fn forged_expired_and_unsigned_tokens_get_401_without_reaching_ajax() {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     };
     let claims = serde_json::to_vec(&w.issuer.claims("user-1", &w.uid)).expect("claims");
-    let unsigned = format!(
-        "{}.{}.",
-        b64(br#"{"alg":"none","typ":"JWT"}"#),
-        b64(&claims)
-    );
+    let unsigned = format!("{}.{}.", b64(br#"{"alg":"none","typ":"JWT"}"#), b64(&claims));
 
     for (name, token) in [
         ("forged", forged.as_str()),
@@ -258,8 +226,7 @@ async fn unknown_company_and_malformed_routes_are_answered_locally() {
         ("/api/user/a%2Fb/hubs", 400),
         ("/api/user/a%252Fb/hubs", 400),
     ] {
-        let (got, body) =
-            raw_request(&w.proxy.url, "GET", path, &[("x-session-token", &w.token)]).await;
+        let (got, body) = raw_request(&w.proxy.url, "GET", path, &[("x-session-token", &w.token)]).await;
         assert_eq!(got, status, "{path}");
         assert_ajax_error_shape(&serde_json::from_str(&body).expect("json body"));
     }
@@ -273,9 +240,7 @@ async fn revoked_tokens_and_missing_sessions_get_401() {
     let claims = w.issuer.claims("user-1", &w.uid);
     let token = w.issuer.sign(&claims);
     assert_eq!(
-        get(&w, &format!("/api/user/{}/hubs", w.uid), &token)
-            .await
-            .status(),
+        get(&w, &format!("/api/user/{}/hubs", w.uid), &token).await.status(),
         200
     );
     redis::cmd("SET")
@@ -287,19 +252,13 @@ async fn revoked_tokens_and_missing_sessions_get_401() {
         .await
         .expect("set");
     assert_eq!(
-        get(&w, &format!("/api/user/{}/hubs", w.uid), &token)
-            .await
-            .status(),
+        get(&w, &format!("/api/user/{}/hubs", w.uid), &token).await.status(),
         401
     );
 
-    let stranger = w
-        .issuer
-        .sign(&w.issuer.claims("user-without-session", &w.uid));
+    let stranger = w.issuer.sign(&w.issuer.claims("user-without-session", &w.uid));
     assert_eq!(
-        get(&w, &format!("/api/user/{}/hubs", w.uid), &stranger)
-            .await
-            .status(),
+        get(&w, &format!("/api/user/{}/hubs", w.uid), &stranger).await.status(),
         401
     );
 }
@@ -314,10 +273,7 @@ async fn refusals_keep_the_connection_alive() {
         .get("connection")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    assert!(
-        !connection.eq_ignore_ascii_case("close"),
-        "connection: {connection}"
-    );
+    assert!(!connection.eq_ignore_ascii_case("close"), "connection: {connection}");
 }
 
 #[tokio::test]
@@ -421,9 +377,7 @@ async fn hs256_mode_accepts_tokens_signed_with_the_shared_secret() {
 async fn metrics_count_requests_by_class_status_and_decision() {
     let w = world().await;
     assert_eq!(
-        get(&w, &format!("/api/user/{}/hubs", w.uid), &w.token)
-            .await
-            .status(),
+        get(&w, &format!("/api/user/{}/hubs", w.uid), &w.token).await.status(),
         200
     );
     assert_eq!(get(&w, "/api/user/x/unknown", &w.token).await.status(), 404);
@@ -434,15 +388,10 @@ async fn metrics_count_requests_by_class_status_and_decision() {
         .await
         .expect("text");
     assert!(
-        text.contains(
-            r#"asf_proxy_requests_total{class="hub_read",decision="forwarded",status="200"} 1"#
-        ),
+        text.contains(r#"asf_proxy_requests_total{class="hub_read",decision="forwarded",status="200"} 1"#),
         "{text}"
     );
-    assert!(
-        text.contains(r#"decision="refused_shield",status="404"} 1"#),
-        "{text}"
-    );
+    assert!(text.contains(r#"decision="refused_shield",status="404"} 1"#), "{text}");
     assert!(text.contains("asf_proxy_upstream_seconds_bucket"), "{text}");
     assert!(
         text.contains(r#"asf_proxy_jwks_refreshes_total{outcome="ok"}"#),

@@ -11,6 +11,7 @@ struct System {
     sim: Sim,
     control: ControlPlane,
     proxy: Proxy,
+    shared: Shared,
 }
 
 async fn system() -> System {
@@ -24,13 +25,14 @@ async fn system() -> System {
             jwks_port: control_port,
             extra_env: vec![],
         },
-        shared,
+        shared.clone(),
     )
     .await;
     System {
         sim,
         control,
         proxy,
+        shared,
     }
 }
 
@@ -54,16 +56,11 @@ async fn login_through_the_proxy_provisions_and_then_reads_arms_refreshes_and_lo
     assert_eq!(token.split('.').count(), 3, "our own JWT, not Ajax's token");
     let uid = pair["userId"].as_str().expect("uid").to_owned();
     assert_eq!(
-        s.control.sql(&format!(
-            "select count(*) from users where ajax_user_id = '{uid}'"
-        )),
-        "1"
-    );
-    assert_eq!(
         s.control
-            .sql("select count(*) from tenants where plan = 'free'"),
+            .sql(&format!("select count(*) from users where ajax_user_id = '{uid}'")),
         "1"
     );
+    assert_eq!(s.control.sql("select count(*) from tenants where plan = 'free'"), "1");
 
     let hubs: Value = client()
         .get(format!("{}/api/user/{uid}/hubs", s.proxy.url))
@@ -76,10 +73,7 @@ async fn login_through_the_proxy_provisions_and_then_reads_arms_refreshes_and_lo
         .expect("json");
     let hub = hubs[0]["hubId"].as_str().expect("hub").to_owned();
     let arm = client()
-        .put(format!(
-            "{}/api/user/{uid}/hubs/{hub}/commands/arming",
-            s.proxy.url
-        ))
+        .put(format!("{}/api/user/{uid}/hubs/{hub}/commands/arming", s.proxy.url))
         .header("x-session-token", &token)
         .json(&json!({"command": "ARM", "ignoreProblems": true}))
         .send()
@@ -127,11 +121,7 @@ async fn login_through_the_proxy_provisions_and_then_reads_arms_refreshes_and_lo
 #[tokio::test]
 async fn a_reused_refresh_token_revokes_its_family() {
     let s = system().await;
-    let pair: Value = login(&s, "demo@example.com", "demo")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let pair: Value = login(&s, "demo@example.com", "demo").await.json().await.expect("json");
     let refresh = |token: Value| {
         let url = format!("{}/api/refresh", s.proxy.url);
         let uid = pair["userId"].clone();
@@ -205,10 +195,143 @@ async fn ajax_outage_during_login_is_502_or_503_never_500() {
         .await
         .expect("faults");
     let response = login(&s, "demo@example.com", "demo").await;
-    assert!(
-        matches!(response.status().as_u16(), 502 | 503 | 504),
-        "{}",
-        response.status()
-    );
+    assert!(matches!(response.status().as_u16(), 502..=504), "{}", response.status());
     assert_eq!(s.control.sql("select count(*) from users"), "0");
+}
+
+async fn logged_in(s: &System) -> (String, String) {
+    let pair: Value = login(s, "demo@example.com", "demo").await.json().await.expect("json");
+    (
+        pair["sessionToken"].as_str().expect("token").to_owned(),
+        pair["userId"].as_str().expect("uid").to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn fifty_concurrent_requests_after_ajax_session_expiry_cause_exactly_one_refresh() {
+    let s = system().await;
+    let (token, uid) = logged_in(&s).await;
+    client()
+        .post(format!("{}/_sim/sessions/expire", s.sim.url))
+        .json(&json!({"userId": uid}))
+        .send()
+        .await
+        .expect("expire");
+    s.sim.reset().await;
+    let url = format!("{}/api/user/{uid}/hubs", s.proxy.url);
+    let requests = (0..50).map(|_| {
+        let (url, token) = (url.clone(), token.clone());
+        tokio::spawn(async move {
+            client()
+                .get(url)
+                .header("x-session-token", token)
+                .send()
+                .await
+                .expect("req")
+                .status()
+        })
+    });
+    for handle in requests.collect::<Vec<_>>() {
+        assert_eq!(handle.await.expect("join"), 200);
+    }
+    let stats = s.sim.stats().await;
+    assert_eq!(stats["refresh_total"], 1, "{stats}");
+}
+
+#[tokio::test]
+async fn a_dead_ajax_refresh_token_ends_the_session_with_401() {
+    let s = system().await;
+    let (token, uid) = logged_in(&s).await;
+    client()
+        .post(format!("{}/_sim/sessions/expire-refresh", s.sim.url))
+        .json(&json!({"userId": uid}))
+        .send()
+        .await
+        .expect("expire");
+    let url = format!("{}/api/user/{uid}/hubs", s.proxy.url);
+    let first = client()
+        .get(&url)
+        .header("x-session-token", &token)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(first.status(), 401);
+    // The stored session is gone and the user's tokens are refused from now on.
+    let again = client()
+        .get(&url)
+        .header("x-session-token", &token)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(again.status(), 401);
+}
+
+#[tokio::test]
+async fn ajax_tokens_in_redis_are_sealed() {
+    let s = system().await;
+    let (_, uid) = logged_in(&s).await;
+    let user_id = s
+        .control
+        .sql(&format!("select id from users where ajax_user_id = '{uid}'"));
+    let sim_login = s.sim.stats().await;
+    let mut redis = redis_connection().await;
+    let raw: String = redis::cmd("GET")
+        .arg(s.proxy.keys.ajax_session(&user_id))
+        .query_async(&mut redis)
+        .await
+        .expect("get");
+    assert!(
+        !raw.contains("session_token") && !raw.contains("refresh"),
+        "stored in clear: {raw}"
+    );
+    let recorded = sim_login["last_requests"].to_string();
+    assert!(!recorded.is_empty());
+    let opened = asf_core::session::AjaxSession::open(&s.proxy.secrets, &s.proxy.keys.ajax_session(&user_id), &raw);
+    assert!(opened.is_ok(), "opens with ASF_SECRETS_KEY");
+    let other =
+        asf_core::secrets::SecretsKey::from_base64(&asf_core::secrets::SecretsKey::generate_base64()).expect("key");
+    assert!(asf_core::session::AjaxSession::open(&other, &s.proxy.keys.ajax_session(&user_id), &raw).is_err());
+}
+
+#[tokio::test]
+async fn a_running_proxy_accepts_tokens_of_both_keys_across_a_rotation() {
+    let s = system().await;
+    let (old_token, uid) = logged_in(&s).await;
+    let rotate = std::process::Command::new(binary("asf-control"))
+        .args([
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/control-plane.yaml"),
+            "keys",
+            "rotate",
+        ])
+        .env("DATABASE_URL", &s.control.database_url)
+        .env("ASF_SECRETS_KEY", &s.shared.secrets_b64)
+        .env("AJAX_API_KEY", API_KEY)
+        .env("ASF_KEY_PUBLISH_AHEAD_SECS", "0")
+        .output()
+        .expect("rotate");
+    assert!(rotate.status.success(), "{}", String::from_utf8_lossy(&rotate.stderr));
+    let new_kid = String::from_utf8_lossy(&rotate.stdout).trim().to_owned();
+    // The signer caches its key for a few seconds; wait until tokens come signed by the new key.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let new_token = loop {
+        let (token, _) = logged_in(&s).await;
+        let header = jsonwebtoken::decode_header(&token).expect("header");
+        if header.kid.as_deref() == Some(new_kid.as_str()) {
+            break token;
+        }
+        assert!(std::time::Instant::now() < deadline, "new key never used");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    let url = format!("{}/api/user/{uid}/hubs", s.proxy.url);
+    for token in [&old_token, &new_token] {
+        let status = client()
+            .get(&url)
+            .header("x-session-token", token)
+            .send()
+            .await
+            .expect("req")
+            .status();
+        assert_eq!(status, 200);
+    }
 }

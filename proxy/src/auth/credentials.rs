@@ -16,20 +16,12 @@ pub enum CredentialError {
 /// The request's access token.
 pub fn find_token(headers: &HeaderMap) -> Result<&str, CredentialError> {
     let session = match headers.get(asf_core::ajax_wire::headers::SESSION_TOKEN) {
-        Some(value) => Some(
-            value
-                .to_str()
-                .map_err(|_| CredentialError::Malformed)?
-                .trim(),
-        ),
+        Some(value) => Some(value.to_str().map_err(|_| CredentialError::Malformed)?.trim()),
         None => None,
     };
     let bearer = match headers.get(http::header::AUTHORIZATION) {
         Some(value) => {
-            let text = value
-                .to_str()
-                .map_err(|_| CredentialError::Malformed)?
-                .trim();
+            let text = value.to_str().map_err(|_| CredentialError::Malformed)?.trim();
             let (scheme, token) = text.split_once(' ').ok_or(CredentialError::Malformed)?;
             if !scheme.eq_ignore_ascii_case("bearer") {
                 return Err(CredentialError::Malformed);
@@ -60,18 +52,9 @@ mod tests {
 
     #[test]
     fn token_is_read_from_either_header() {
-        assert_eq!(
-            find_token(&headers(&[("x-session-token", "abc")])),
-            Ok("abc")
-        );
-        assert_eq!(
-            find_token(&headers(&[("authorization", "Bearer abc")])),
-            Ok("abc")
-        );
-        assert_eq!(
-            find_token(&headers(&[("authorization", "bearer  abc ")])),
-            Ok("abc")
-        );
+        assert_eq!(find_token(&headers(&[("x-session-token", "abc")])), Ok("abc"));
+        assert_eq!(find_token(&headers(&[("authorization", "Bearer abc")])), Ok("abc"));
+        assert_eq!(find_token(&headers(&[("authorization", "bearer  abc ")])), Ok("abc"));
     }
 
     #[test]

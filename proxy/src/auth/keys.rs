@@ -113,10 +113,7 @@ impl JwksCache {
             Err(JwksError::Fetch(_)) => "fetch_error",
             Err(JwksError::Malformed(_)) => "malformed",
         };
-        self.metrics
-            .jwks_refreshes
-            .with_label_values(&[outcome])
-            .inc();
+        self.metrics.jwks_refreshes.with_label_values(&[outcome]).inc();
         match result {
             Ok(keys) => {
                 let count = keys.len();
@@ -142,10 +139,7 @@ impl JwksCache {
         if !response.status().is_success() {
             return Err(JwksError::Fetch(format!("status {}", response.status())));
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| JwksError::Fetch(e.to_string()))?;
+        let body = response.bytes().await.map_err(|e| JwksError::Fetch(e.to_string()))?;
         parse_key_set(&body)
     }
 
@@ -170,8 +164,7 @@ impl JwksCache {
 /// Parses a JWKS document into decoding keys. Keys that are not Ed25519 signature keys are
 /// skipped; an Ed25519 key whose `x` is not 32 bytes makes the whole set malformed.
 pub fn parse_key_set(body: &[u8]) -> Result<HashMap<String, DecodingKey>, JwksError> {
-    let set: JwkSet =
-        serde_json::from_slice(body).map_err(|e| JwksError::Malformed(e.to_string()))?;
+    let set: JwkSet = serde_json::from_slice(body).map_err(|e| JwksError::Malformed(e.to_string()))?;
     let mut keys = HashMap::new();
     for jwk in &set.keys {
         let Some(x) = jwk.ed25519_x() else { continue };
@@ -179,13 +172,9 @@ pub fn parse_key_set(body: &[u8]) -> Result<HashMap<String, DecodingKey>, JwksEr
             .decode(x)
             .map_err(|_| JwksError::Malformed(format!("kid {}: x is not base64url", jwk.kid)))?;
         if raw.len() != 32 {
-            return Err(JwksError::Malformed(format!(
-                "kid {}: x is not 32 bytes",
-                jwk.kid
-            )));
+            return Err(JwksError::Malformed(format!("kid {}: x is not 32 bytes", jwk.kid)));
         }
-        let key =
-            DecodingKey::from_ed_components(x).map_err(|e| JwksError::Malformed(e.to_string()))?;
+        let key = DecodingKey::from_ed_components(x).map_err(|e| JwksError::Malformed(e.to_string()))?;
         keys.insert(jwk.kid.clone(), key);
     }
     Ok(keys)
@@ -209,9 +198,6 @@ mod tests {
     fn short_keys_and_garbage_make_the_set_malformed() {
         let short = br#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"AAAA","kid":"a"}]}"#;
         assert!(matches!(parse_key_set(short), Err(JwksError::Malformed(_))));
-        assert!(matches!(
-            parse_key_set(b"not json"),
-            Err(JwksError::Malformed(_))
-        ));
+        assert!(matches!(parse_key_set(b"not json"), Err(JwksError::Malformed(_))));
     }
 }

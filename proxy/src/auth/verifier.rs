@@ -67,8 +67,7 @@ impl Verifier {
         if let Some(claims) = self.cached(token) {
             return self.check_times(&claims, now).map(|_| claims);
         }
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| AuthFailure::Invalid("malformed token"))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthFailure::Invalid("malformed token"))?;
         if header.alg != self.algorithm {
             return Err(AuthFailure::Invalid("algorithm not allowed"));
         }
@@ -79,16 +78,14 @@ impl Verifier {
             }
             KeyLookup::Unavailable => return Err(AuthFailure::KeysUnavailable),
         };
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.validation).map_err(
-            |e| match e.kind() {
-                ErrorKind::ExpiredSignature => AuthFailure::Expired,
-                ErrorKind::ImmatureSignature => AuthFailure::Invalid("token not yet valid"),
-                ErrorKind::InvalidIssuer => AuthFailure::Invalid("wrong issuer"),
-                ErrorKind::InvalidAudience => AuthFailure::Invalid("wrong audience"),
-                ErrorKind::InvalidSignature => AuthFailure::Invalid("bad signature"),
-                _ => AuthFailure::Invalid("invalid token"),
-            },
-        )?;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.validation).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => AuthFailure::Expired,
+            ErrorKind::ImmatureSignature => AuthFailure::Invalid("token not yet valid"),
+            ErrorKind::InvalidIssuer => AuthFailure::Invalid("wrong issuer"),
+            ErrorKind::InvalidAudience => AuthFailure::Invalid("wrong audience"),
+            ErrorKind::InvalidSignature => AuthFailure::Invalid("bad signature"),
+            _ => AuthFailure::Invalid("invalid token"),
+        })?;
         let claims = Arc::new(data.claims);
         self.check_times(&claims, now)?;
         self.remember(token, claims.clone(), now);
@@ -188,10 +185,7 @@ mod tests {
     async fn valid_token_is_accepted_and_then_served_from_cache() {
         let verifier = hs256_verifier();
         let token = sign_hs256(&claims(now()), SECRET);
-        assert_eq!(
-            verifier.verify(&token, now()).await.expect("valid").uid,
-            "A1"
-        );
+        assert_eq!(verifier.verify(&token, now()).await.expect("valid").uid, "A1");
         assert!(verifier.cached(&token).is_some());
         // A cached token still expires on time.
         assert_eq!(
@@ -211,29 +205,18 @@ mod tests {
         let mut old = claims(now() - 5000);
         old.exp = now() - 100;
         assert_eq!(
-            verifier
-                .verify(&sign_hs256(&old, SECRET), now())
-                .await
-                .err(),
+            verifier.verify(&sign_hs256(&old, SECRET), now()).await.err(),
             Some(AuthFailure::Expired)
         );
         let mut foreign = claims(now());
         foreign.aud = "elsewhere".into();
         assert_eq!(
-            verifier
-                .verify(&sign_hs256(&foreign, SECRET), now())
-                .await
-                .err(),
+            verifier.verify(&sign_hs256(&foreign, SECRET), now()).await.err(),
             Some(AuthFailure::Invalid("wrong audience"))
         );
         let mut future = claims(now());
         future.nbf = now() + 600;
-        assert!(
-            verifier
-                .verify(&sign_hs256(&future, SECRET), now())
-                .await
-                .is_err()
-        );
+        assert!(verifier.verify(&sign_hs256(&future, SECRET), now()).await.is_err());
     }
 
     #[tokio::test]
@@ -241,10 +224,7 @@ mod tests {
         let verifier = hs256_verifier();
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let payload = b64.encode(serde_json::to_vec(&claims(now())).expect("json"));
-        let none = format!(
-            "{}.{payload}.",
-            b64.encode(br#"{"alg":"none","typ":"JWT"}"#)
-        );
+        let none = format!("{}.{payload}.", b64.encode(br#"{"alg":"none","typ":"JWT"}"#));
         assert!(matches!(
             verifier.verify(&none, now()).await,
             Err(AuthFailure::Invalid(_))

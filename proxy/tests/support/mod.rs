@@ -101,10 +101,7 @@ impl Sim {
             .expect("url")
             .trim_end_matches('/')
             .to_owned();
-        assert!(
-            url.starts_with("http://"),
-            "unexpected ajax-sim banner: {line}"
-        );
+        assert!(url.starts_with("http://"), "unexpected ajax-sim banner: {line}");
         Sim {
             url,
             _proc: Proc(child),
@@ -159,8 +156,7 @@ impl Issuer {
     }
 
     pub fn jwk(&self) -> Jwk {
-        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(self.signing.verifying_key().as_bytes());
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.signing.verifying_key().as_bytes());
         Jwk::ed25519(self.kid.clone(), x)
     }
 
@@ -185,8 +181,7 @@ impl Issuer {
         let der = self.signing.to_pkcs8_der().expect("der");
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(der.as_bytes()))
-            .expect("sign")
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(der.as_bytes())).expect("sign")
     }
 }
 
@@ -326,21 +321,12 @@ impl Proxy {
     pub async fn start_shared(options: ProxyOptions<'_>, shared: Shared) -> Proxy {
         let port = free_port();
         let metrics_port = free_port();
-        let Shared {
-            prefix,
-            secrets_b64,
-        } = shared;
+        let Shared { prefix, secrets_b64 } = shared;
         let mut command = Command::new(binary("asf-proxy"));
         command
-            .args([
-                "-c",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/proxy.yaml"),
-            ])
+            .args(["-c", concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/proxy.yaml")])
             .env("ASF_PROXY_LISTEN", format!("127.0.0.1:{port}"))
-            .env(
-                "ASF_PROXY_METRICS_LISTEN",
-                format!("127.0.0.1:{metrics_port}"),
-            )
+            .env("ASF_PROXY_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))
             .env("AJAX_API_URL", options.ajax_url)
             .env("AJAX_API_KEY", API_KEY)
             .env("REDIS_URL", REDIS_URL)
@@ -409,12 +395,7 @@ pub fn client() -> reqwest::Client {
 
 /// Sends one HTTP/1.1 request exactly as written (no client-side path normalisation) and returns
 /// the status code and body.
-pub async fn raw_request(
-    base_url: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> (u16, String) {
+pub async fn raw_request(base_url: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = base_url.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
