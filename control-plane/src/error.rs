@@ -20,6 +20,15 @@ pub enum ApiError {
     /// 403: authenticated but not allowed (suspended account, not an admin).
     #[error("{0}")]
     Forbidden(&'static str),
+    /// 404: no such resource.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// 429: too many attempts; try again after the given number of seconds.
+    #[error("{message}")]
+    TooManyRequests {
+        message: &'static str,
+        retry_after_secs: u64,
+    },
     /// 502: Ajax failed or answered something unusable.
     #[error("Ajax is unavailable")]
     BadGateway,
@@ -44,6 +53,8 @@ impl ApiError {
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BadGateway => StatusCode::BAD_GATEWAY,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -89,7 +100,9 @@ impl IntoResponse for ApiError {
             other => ErrorBody::new(other.to_string()),
         };
         let retry_after = match &self {
-            Self::Unavailable { retry_after_secs, .. } => Some(*retry_after_secs),
+            Self::Unavailable { retry_after_secs, .. } | Self::TooManyRequests { retry_after_secs, .. } => {
+                Some(*retry_after_secs)
+            }
             _ => None,
         };
         let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body.to_json()).into_response();

@@ -2,14 +2,18 @@
 //! database first unless told not to), `migrate` only migrates, `keys rotate` adds a signing key.
 
 mod accounts;
+mod admin;
+mod auth;
 mod error;
 mod identity;
+mod lockout;
 mod refresh_tokens;
 mod routes;
 mod sessions;
 mod settings;
 mod signing;
 mod state;
+mod worker;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,9 +22,11 @@ use std::time::Duration;
 use anyhow::Context;
 use asf_core::ajax_client::AjaxClient;
 use asf_core::keyspace::Keyspace;
+use asf_core::session_refresh::SessionRefresher;
 use clap::{Parser, Subcommand};
 use sqlx::postgres::PgPoolOptions;
 
+use crate::lockout::Lockout;
 use crate::sessions::SessionStore;
 use crate::settings::{Settings, SettingsFile};
 use crate::signing::Signer;
@@ -47,10 +53,26 @@ enum Command {
     },
     /// Run pending database migrations and exit.
     Migrate,
+    /// Run background jobs (keeping active users' Ajax sessions alive).
+    Worker,
+    /// Administer users.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Manage signing keys.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Make an already-synced user (one who has logged in once) an administrator.
+    Grant {
+        /// The user's e-mail, as they log in to Ajax.
+        email: String,
     },
 }
 
@@ -79,6 +101,30 @@ async fn main() -> anyhow::Result<()> {
         .context("connecting to PostgreSQL (DATABASE_URL)")?;
     match cli.command {
         Command::Migrate => migrate(&db).await,
+        Command::Worker => {
+            let refresher = SessionRefresher {
+                redis: connect_redis(&settings).await?,
+                keys: Keyspace::new(settings.redis_prefix.clone()),
+                secrets: settings.secrets_key.clone(),
+                ajax: AjaxClient::new(&settings.ajax_api_url, &settings.ajax_api_key, settings.ajax_timeout)?,
+            };
+            println!("asf-control worker running");
+            worker::run(refresher, settings.worker_interval).await;
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::Grant { email },
+        } => {
+            let mut conn = db.acquire().await?;
+            match accounts::grant_admin(&mut conn, &email).await? {
+                1 => {
+                    println!("{email} is now an administrator");
+                    Ok(())
+                }
+                0 => anyhow::bail!("no synced user has the e-mail {email:?}; they must log in once first"),
+                n => anyhow::bail!("{n} users share the e-mail {email:?}; refusing to guess"),
+            }
+        }
         Command::Keys {
             command: KeysCommand::Rotate,
         } => {
@@ -101,6 +147,14 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+async fn connect_redis(settings: &Settings) -> anyhow::Result<redis::aio::ConnectionManager> {
+    redis::Client::open(settings.redis_url.as_str())
+        .context("REDIS_URL")?
+        .get_connection_manager()
+        .await
+        .context("connecting to Redis")
+}
+
 async fn migrate(db: &sqlx::PgPool) -> anyhow::Result<()> {
     sqlx::migrate!("../migrations")
         .run(db)
@@ -110,16 +164,15 @@ async fn migrate(db: &sqlx::PgPool) -> anyhow::Result<()> {
 
 async fn serve(settings: Settings, db: sqlx::PgPool) -> anyhow::Result<()> {
     signing::ensure_active(&db, &settings.secrets_key).await?;
-    let redis = redis::Client::open(settings.redis_url.as_str())
-        .context("REDIS_URL")?
-        .get_connection_manager()
-        .await
-        .context("connecting to Redis")?;
-    let sessions = SessionStore::new(
-        redis,
-        Keyspace::new(settings.redis_prefix.clone()),
-        settings.secrets_key.clone(),
-    );
+    let redis = connect_redis(&settings).await?;
+    let keys = Keyspace::new(settings.redis_prefix.clone());
+    let lockout = Lockout {
+        redis: redis.clone(),
+        keys: keys.clone(),
+        max_failures: settings.lockout_max_failures,
+        period: settings.lockout_period,
+    };
+    let sessions = SessionStore::new(redis, keys, settings.secrets_key.clone());
     let ajax = AjaxClient::new(&settings.ajax_api_url, &settings.ajax_api_key, settings.ajax_timeout)?;
     let state = AppState {
         signer: Arc::new(Signer::new(db.clone(), settings.secrets_key.clone())),
@@ -127,6 +180,7 @@ async fn serve(settings: Settings, db: sqlx::PgPool) -> anyhow::Result<()> {
         db,
         sessions,
         ajax,
+        lockout,
     };
     let listener = tokio::net::TcpListener::bind(&state.settings.listen)
         .await

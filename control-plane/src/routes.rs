@@ -4,13 +4,16 @@
 
 use asf_core::ajax_wire::{LoginRequest, RefreshRequest};
 use asf_core::jwk::JwkSet;
-use axum::extract::State;
+use std::net::SocketAddr;
+
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
+use crate::auth;
 use crate::error::ApiError;
 use crate::identity;
 use crate::signing;
@@ -23,10 +26,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/logout", post(logout))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(|| async { "ok" }))
+        .merge(crate::admin::router())
 }
 
 /// Turns axum's JSON rejections into the app's own error shape.
-fn body<T>(parsed: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub fn body<T>(parsed: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     match parsed {
         Ok(Json(value)) => Ok(value),
         Err(JsonRejection::JsonDataError(e)) => Err(ApiError::Unprocessable(e.body_text())),
@@ -36,10 +40,17 @@ fn body<T>(parsed: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 
 async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     parsed: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let request = body(parsed)?;
-    Ok(Json(identity::login(&state, request).await?))
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let ip = state.settings.trusted_proxies.client_ip(peer.ip(), forwarded);
+    Ok(Json(identity::login(&state, request, ip).await?))
 }
 
 async fn refresh(
@@ -53,8 +64,8 @@ async fn refresh(
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
-    let token = bearer_or_session_token(&headers).ok_or(ApiError::Unauthorized("Session token is missing"))?;
-    let claims = identity::verify_ignoring_expiry(&state, token).await?;
+    let token = auth::token_from(&headers).ok_or(ApiError::Unauthorized("Session token is missing"))?;
+    let claims = auth::verify(&state, token, true).await?;
     identity::logout(&state, &claims).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -62,13 +73,4 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<imp
 async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let keys = signing::published(&state.db).await?;
     Ok(([(header::CACHE_CONTROL, "max-age=60")], Json(JwkSet { keys })))
-}
-
-fn bearer_or_session_token(headers: &HeaderMap) -> Option<&str> {
-    let session = headers.get("x-session-token").and_then(|v| v.to_str().ok());
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    session.or(bearer).map(str::trim).filter(|t| !t.is_empty())
 }

@@ -46,6 +46,27 @@ impl SessionStore {
             .await
     }
 
+    /// Whether the token was revoked or issued before the user's "not before" time.
+    pub async fn is_revoked(&self, claims: &asf_core::claims::AccessClaims) -> redis::RedisResult<bool> {
+        let (revoked, not_before): (Option<String>, Option<i64>) = redis::cmd("MGET")
+            .arg(self.keys.revoked_token(&claims.jti))
+            .arg(self.keys.user_not_before(&claims.sub))
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(revoked.is_some() || not_before.is_some_and(|nbf| claims.iat < nbf))
+    }
+
+    /// Refuses every token of the user issued before `not_before` (suspension, tenant moves).
+    pub async fn set_user_not_before(&self, user_id: &str, not_before: i64, ttl_secs: i64) -> redis::RedisResult<()> {
+        redis::cmd("SET")
+            .arg(self.keys.user_not_before(user_id))
+            .arg(not_before)
+            .arg("EX")
+            .arg(ttl_secs.max(1))
+            .query_async::<()>(&mut self.redis.clone())
+            .await
+    }
+
     /// Refuses the token `jti` at every proxy until it would have expired anyway.
     pub async fn revoke_token(&self, jti: &str, exp: i64, now: i64) -> redis::RedisResult<()> {
         let ttl = (exp - now).max(1) + 120;

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use asf_core::claims::{DEFAULT_AUDIENCE, DEFAULT_ISSUER};
+use asf_core::client_ip::TrustedProxies;
 use asf_core::secrets::SecretsKey;
 use serde::Deserialize;
 
@@ -27,6 +28,13 @@ pub struct SettingsFile {
     pub ajax_timeout_ms: Option<u64>,
     /// How long a new signing key is published before it signs (proxies pick it up meanwhile).
     pub key_publish_ahead_secs: Option<u64>,
+    /// Failed logins before an account or IP is locked out, and for how long.
+    pub lockout_max_failures: Option<u32>,
+    pub lockout_secs: Option<u64>,
+    /// Reverse proxies (CIDR) whose `X-Forwarded-For` is believed; the gateway's own proxy by default.
+    pub trusted_proxies: Option<Vec<String>>,
+    /// How often the worker looks for Ajax sessions to keep alive.
+    pub worker_interval_secs: Option<u64>,
 }
 
 /// Checked settings.
@@ -45,6 +53,10 @@ pub struct Settings {
     pub refresh_ttl: Duration,
     pub ajax_timeout: Duration,
     pub key_publish_ahead: Duration,
+    pub lockout_max_failures: u32,
+    pub lockout_period: Duration,
+    pub trusted_proxies: TrustedProxies,
+    pub worker_interval: Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -97,13 +109,45 @@ impl SettingsFile {
                 *slot = Some(value);
             }
         }
-        if let Some(secs) = take("ASF_KEY_PUBLISH_AHEAD_SECS") {
-            let secs = secs.parse().map_err(|_| SettingsError::Invalid {
-                setting: "ASF_KEY_PUBLISH_AHEAD_SECS",
-                reason: "must be a whole number of seconds".into(),
-            })?;
+        let number = |name: &'static str| -> Result<Option<u64>, SettingsError> {
+            take(name)
+                .map(|v| {
+                    v.parse::<u64>().map_err(|_| SettingsError::Invalid {
+                        setting: name,
+                        reason: "must be a whole number".into(),
+                    })
+                })
+                .transpose()
+        };
+        if let Some(secs) = number("ASF_KEY_PUBLISH_AHEAD_SECS")? {
             self.key_publish_ahead_secs = Some(secs);
         }
+        if let Some(count) = number("ASF_LOCKOUT_MAX_FAILURES")? {
+            self.lockout_max_failures = Some(u32::try_from(count).unwrap_or(u32::MAX));
+        }
+        if let Some(secs) = number("ASF_LOCKOUT_SECS")? {
+            self.lockout_secs = Some(secs);
+        }
+        if let Some(secs) = number("ASF_WORKER_INTERVAL_SECS")? {
+            self.worker_interval_secs = Some(secs);
+        }
+        if let Some(list) = take("ASF_TRUSTED_PROXIES") {
+            self.trusted_proxies = Some(
+                list.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            );
+        }
+        let trusted_proxies = TrustedProxies::parse(
+            &self
+                .trusted_proxies
+                .unwrap_or_else(|| vec!["127.0.0.1/32".into(), "::1/128".into()]),
+        )
+        .map_err(|reason| SettingsError::Invalid {
+            setting: "trusted_proxies",
+            reason,
+        })?;
         let secrets_key = SecretsKey::from_base64(self.secrets_key.as_deref().ok_or(SettingsError::Missing {
             setting: "ASF_SECRETS_KEY",
         })?)
@@ -136,6 +180,10 @@ impl SettingsFile {
             refresh_ttl: Duration::from_secs(self.refresh_ttl_secs.unwrap_or(30 * 86_400)),
             ajax_timeout: Duration::from_millis(self.ajax_timeout_ms.unwrap_or(10_000)),
             key_publish_ahead: Duration::from_secs(self.key_publish_ahead_secs.unwrap_or(60)),
+            lockout_max_failures: self.lockout_max_failures.unwrap_or(5).max(1),
+            lockout_period: Duration::from_secs(self.lockout_secs.unwrap_or(15 * 60)),
+            trusted_proxies,
+            worker_interval: Duration::from_secs(self.worker_interval_secs.unwrap_or(30).max(1)),
         })
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use asf_core::ajax_client::AjaxClient;
 use sqlx::PgPool;
 
+use crate::lockout::Lockout;
 use crate::sessions::SessionStore;
 use crate::settings::Settings;
 use crate::signing::Signer;
@@ -17,4 +18,5 @@ pub struct AppState {
     pub sessions: SessionStore,
     pub ajax: AjaxClient,
     pub signer: Arc<Signer>,
+    pub lockout: Lockout,
 }

@@ -37,6 +37,16 @@ impl Keyspace {
         format!("{}:user-nbf:{user_id}", self.prefix)
     }
 
+    /// Failed logins for one account (keyed by a hash of the normalised login, not the login itself).
+    pub fn login_failures_account(&self, login_hash: &str) -> String {
+        format!("{}:login-fail:acct:{login_hash}", self.prefix)
+    }
+
+    /// Failed logins from one client IP.
+    pub fn login_failures_ip(&self, ip: &str) -> String {
+        format!("{}:login-fail:ip:{ip}", self.prefix)
+    }
+
     /// Held by whichever process is refreshing the user's Ajax session (single-flight).
     pub fn refresh_lock(&self, user_id: &str) -> String {
         format!("{}:refresh-lock:{user_id}", self.prefix)

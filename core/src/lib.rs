@@ -6,6 +6,7 @@ pub mod ajax_client;
 pub mod ajax_wire;
 pub mod catalogue;
 pub mod claims;
+pub mod client_ip;
 pub mod jwk;
 pub mod keyspace;
 pub mod secrets;

@@ -65,6 +65,18 @@ impl SessionRefresher {
         Ok(sealed.and_then(|s| AjaxSession::open(&self.secrets, &key, &s).ok()))
     }
 
+    /// Refreshes the user's session if it expires within `within_secs` of `now`; `Ok(false)` when
+    /// it had time left (or no session is stored).
+    pub async fn refresh_if_expiring(&self, user_id: &str, within_secs: i64, now: i64) -> Result<bool, RefreshError> {
+        let Some(current) = self.load(user_id).await? else {
+            return Ok(false);
+        };
+        if current.session_expires_at - now > within_secs {
+            return Ok(false);
+        }
+        self.refresh(user_id, &current.session_token, now).await.map(|_| true)
+    }
+
     /// Returns a session newer than the one whose token was `stale_token`, refreshing it with Ajax
     /// if no other process has done so (or is doing so).
     pub async fn refresh(&self, user_id: &str, stale_token: &str, now: i64) -> Result<AjaxSession, RefreshError> {

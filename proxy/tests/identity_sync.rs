@@ -7,47 +7,9 @@ mod support;
 use serde_json::{Value, json};
 use support::*;
 
-struct System {
-    sim: Sim,
-    control: ControlPlane,
-    proxy: Proxy,
-    shared: Shared,
-}
-
-async fn system() -> System {
-    let sim = Sim::start(&[]).await;
-    let shared = Shared::new();
-    let control_port = free_port();
-    let control = ControlPlane::start(&sim.url, &shared, control_port).await;
-    let proxy = Proxy::start_shared(
-        ProxyOptions {
-            ajax_url: &sim.url,
-            jwks_port: control_port,
-            extra_env: vec![],
-        },
-        shared.clone(),
-    )
-    .await;
-    System {
-        sim,
-        control,
-        proxy,
-        shared,
-    }
-}
-
-async fn login(system: &System, email: &str, password: &str) -> reqwest::Response {
-    client()
-        .post(format!("{}/api/login", system.proxy.url))
-        .json(&json!({"login": email, "passwordHash": sha256_hex(password)}))
-        .send()
-        .await
-        .expect("login")
-}
-
 #[tokio::test]
 async fn login_through_the_proxy_provisions_and_then_reads_arms_refreshes_and_logs_out() {
-    let s = system().await;
+    let s = System::start(&[]).await;
     let response = login(&s, "demo@example.com", "demo").await;
     assert_eq!(response.status(), 200);
     let pair: Value = response.json().await.expect("json");
@@ -120,7 +82,7 @@ async fn login_through_the_proxy_provisions_and_then_reads_arms_refreshes_and_lo
 
 #[tokio::test]
 async fn a_reused_refresh_token_revokes_its_family() {
-    let s = system().await;
+    let s = System::start(&[]).await;
     let pair: Value = login(&s, "demo@example.com", "demo").await.json().await.expect("json");
     let refresh = |token: Value| {
         let url = format!("{}/api/refresh", s.proxy.url);
@@ -145,7 +107,7 @@ async fn a_reused_refresh_token_revokes_its_family() {
 
 #[tokio::test]
 async fn wrong_password_is_401_and_provisions_nothing() {
-    let s = system().await;
+    let s = System::start(&[]).await;
     let response = login(&s, "demo@example.com", "wrong").await;
     assert_eq!(response.status(), 401);
     let body: Value = response.json().await.expect("json");
@@ -156,7 +118,7 @@ async fn wrong_password_is_401_and_provisions_nothing() {
 
 #[tokio::test]
 async fn malformed_login_bodies_get_clear_400_and_422() {
-    let s = system().await;
+    let s = System::start(&[]).await;
     let garbage = client()
         .post(format!("{}/api/login", s.proxy.url))
         .header("content-type", "application/json")
@@ -187,7 +149,7 @@ async fn malformed_login_bodies_get_clear_400_and_422() {
 
 #[tokio::test]
 async fn ajax_outage_during_login_is_502_or_503_never_500() {
-    let s = system().await;
+    let s = System::start(&[]).await;
     client()
         .post(format!("{}/_sim/faults", s.sim.url))
         .json(&json!({"error_rate": 1.0}))
@@ -199,18 +161,10 @@ async fn ajax_outage_during_login_is_502_or_503_never_500() {
     assert_eq!(s.control.sql("select count(*) from users"), "0");
 }
 
-async fn logged_in(s: &System) -> (String, String) {
-    let pair: Value = login(s, "demo@example.com", "demo").await.json().await.expect("json");
-    (
-        pair["sessionToken"].as_str().expect("token").to_owned(),
-        pair["userId"].as_str().expect("uid").to_owned(),
-    )
-}
-
 #[tokio::test]
 async fn fifty_concurrent_requests_after_ajax_session_expiry_cause_exactly_one_refresh() {
-    let s = system().await;
-    let (token, uid) = logged_in(&s).await;
+    let s = System::start(&[]).await;
+    let (token, uid) = logged_in(&s, "demo@example.com").await;
     client()
         .post(format!("{}/_sim/sessions/expire", s.sim.url))
         .json(&json!({"userId": uid}))
@@ -240,8 +194,8 @@ async fn fifty_concurrent_requests_after_ajax_session_expiry_cause_exactly_one_r
 
 #[tokio::test]
 async fn a_dead_ajax_refresh_token_ends_the_session_with_401() {
-    let s = system().await;
-    let (token, uid) = logged_in(&s).await;
+    let s = System::start(&[]).await;
+    let (token, uid) = logged_in(&s, "demo@example.com").await;
     client()
         .post(format!("{}/_sim/sessions/expire-refresh", s.sim.url))
         .json(&json!({"userId": uid}))
@@ -268,8 +222,8 @@ async fn a_dead_ajax_refresh_token_ends_the_session_with_401() {
 
 #[tokio::test]
 async fn ajax_tokens_in_redis_are_sealed() {
-    let s = system().await;
-    let (_, uid) = logged_in(&s).await;
+    let s = System::start(&[]).await;
+    let (_, uid) = logged_in(&s, "demo@example.com").await;
     let user_id = s
         .control
         .sql(&format!("select id from users where ajax_user_id = '{uid}'"));
@@ -295,8 +249,8 @@ async fn ajax_tokens_in_redis_are_sealed() {
 
 #[tokio::test]
 async fn a_running_proxy_accepts_tokens_of_both_keys_across_a_rotation() {
-    let s = system().await;
-    let (old_token, uid) = logged_in(&s).await;
+    let s = System::start(&[]).await;
+    let (old_token, uid) = logged_in(&s, "demo@example.com").await;
     let rotate = std::process::Command::new(binary("asf-control"))
         .args([
             "--config",
@@ -315,7 +269,7 @@ async fn a_running_proxy_accepts_tokens_of_both_keys_across_a_rotation() {
     // The signer caches its key for a few seconds; wait until tokens come signed by the new key.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let new_token = loop {
-        let (token, _) = logged_in(&s).await;
+        let (token, _) = logged_in(&s, "demo@example.com").await;
         let header = jsonwebtoken::decode_header(&token).expect("header");
         if header.kid.as_deref() == Some(new_kid.as_str()) {
             break token;

@@ -276,8 +276,13 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     pub async fn start(ajax_url: &str, shared: &Shared, port: u16) -> ControlPlane {
+        Self::start_with(ajax_url, shared, port, &[]).await
+    }
+
+    pub async fn start_with(ajax_url: &str, shared: &Shared, port: u16, env: &[(&str, &str)]) -> ControlPlane {
         let database_url = fresh_database();
         let child = Command::new(binary("asf-control"))
+            .envs(env.iter().copied())
             .args([
                 "--config",
                 concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/control-plane.yaml"),
@@ -418,4 +423,73 @@ pub async fn raw_request(base_url: &str, method: &str, path: &str, headers: &[(&
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// The whole system of one test: ajax-sim, asf-control on a fresh database, and asf-proxy.
+pub struct System {
+    pub sim: Sim,
+    pub control: ControlPlane,
+    pub proxy: Proxy,
+    pub shared: Shared,
+}
+
+impl System {
+    /// Starts everything; `control_env` adds environment variables for asf-control.
+    pub async fn start(control_env: &[(&str, &str)]) -> System {
+        let sim = Sim::start(&[]).await;
+        let shared = Shared::new();
+        let control_port = free_port();
+        let control = ControlPlane::start_with(&sim.url, &shared, control_port, control_env).await;
+        let options = ProxyOptions {
+            ajax_url: &sim.url,
+            jwks_port: control_port,
+            extra_env: vec![],
+        };
+        let proxy = Proxy::start_shared(options, shared.clone()).await;
+        System {
+            sim,
+            control,
+            proxy,
+            shared,
+        }
+    }
+
+    /// A command line of asf-control against this system's database and Redis prefix.
+    pub fn control_command(&self, args: &[&str]) -> std::process::Output {
+        Command::new(binary("asf-control"))
+            .args([
+                "--config",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/control-plane.yaml"),
+            ])
+            .args(args)
+            .env("DATABASE_URL", &self.control.database_url)
+            .env("REDIS_URL", REDIS_URL)
+            .env("ASF_REDIS_PREFIX", &self.shared.prefix)
+            .env("ASF_SECRETS_KEY", &self.shared.secrets_b64)
+            .env("AJAX_API_URL", &self.sim.url)
+            .env("AJAX_API_KEY", API_KEY)
+            .output()
+            .expect("asf-control")
+    }
+}
+
+/// Logs in through the proxy.
+pub async fn login(system: &System, email: &str, password: &str) -> reqwest::Response {
+    client()
+        .post(format!("{}/api/login", system.proxy.url))
+        .json(&serde_json::json!({"login": email, "passwordHash": sha256_hex(password)}))
+        .send()
+        .await
+        .expect("login")
+}
+
+/// Logs in through the proxy and returns our access token and the Ajax user id.
+pub async fn logged_in(system: &System, email: &str) -> (String, String) {
+    let response = login(system, email, "demo").await;
+    assert_eq!(response.status(), 200, "login of {email}");
+    let pair: Value = response.json().await.expect("json");
+    (
+        pair["sessionToken"].as_str().expect("token").to_owned(),
+        pair["userId"].as_str().expect("uid").to_owned(),
+    )
 }

@@ -1,0 +1,60 @@
+//! `asf-control worker`: background jobs. Today: keep the Ajax sessions of recently active users
+//! alive by refreshing them shortly before they expire (single-flight with every proxy, so a
+//! refresh here and a reactive one at a proxy never collide).
+
+use std::time::Duration;
+
+use asf_core::session_refresh::{RefreshError, SessionRefresher};
+use chrono::Utc;
+
+/// Users seen by a proxy within this long count as active.
+const ACTIVE_WINDOW_SECS: i64 = 3600;
+/// Sessions expiring within this long are refreshed.
+const REFRESH_AHEAD_SECS: i64 = 120;
+
+/// One pass: refreshes every active user's session that is about to expire. Returns how many
+/// sessions were refreshed.
+pub async fn keep_sessions_alive(refresher: &SessionRefresher) -> Result<usize, redis::RedisError> {
+    let now = Utc::now().timestamp();
+    let active_key = refresher.keys.active_users();
+    let mut redis = refresher.redis.clone();
+    let (users,): (Vec<String>,) = redis::pipe()
+        .cmd("ZREMRANGEBYSCORE")
+        .arg(&active_key)
+        .arg("-inf")
+        .arg(now - ACTIVE_WINDOW_SECS)
+        .ignore()
+        .cmd("ZRANGEBYSCORE")
+        .arg(&active_key)
+        .arg(now - ACTIVE_WINDOW_SECS)
+        .arg("+inf")
+        .query_async(&mut redis)
+        .await?;
+    let mut refreshed = 0;
+    for user in users {
+        match refresher.refresh_if_expiring(&user, REFRESH_AHEAD_SECS, now).await {
+            Ok(true) => refreshed += 1,
+            Ok(false) => {}
+            Err(RefreshError::SessionEnded) => tracing::info!(%user, "Ajax session ended; user must log in again"),
+            Err(e) => tracing::warn!(%user, error = %e, "keeping the Ajax session alive failed; will retry"),
+        }
+    }
+    Ok(refreshed)
+}
+
+/// Runs the jobs every `interval` until Ctrl-C.
+pub async fn run(refresher: SessionRefresher, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                match keep_sessions_alive(&refresher).await {
+                    Ok(0) => {}
+                    Ok(count) => tracing::info!(count, "refreshed Ajax sessions"),
+                    Err(e) => tracing::warn!(error = %e, "worker pass failed; will retry"),
+                }
+            }
+            _ = tokio::signal::ctrl_c() => return,
+        }
+    }
+}
