@@ -11,6 +11,7 @@ if [ -f "$spec" ]; then
   python3 tools/gen_catalogue.py --check "$spec"
 fi
 
+python3 tools/check_docker.py
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # End-to-end tests start the workspace's binaries, so build them all first.

@@ -296,18 +296,8 @@ async fn the_worker_refreshes_an_active_users_session_before_it_expires() {
         .await
         .expect("set");
 
-    let mut worker = std::process::Command::new(binary("asf-control"))
-        .args([
-            "--config",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/control-plane.yaml"),
-            "worker",
-        ])
-        .env("DATABASE_URL", &s.control.database_url)
-        .env("REDIS_URL", REDIS_URL)
-        .env("ASF_REDIS_PREFIX", &s.shared.prefix)
-        .env("ASF_SECRETS_KEY", &s.shared.secrets_b64)
-        .env("AJAX_API_URL", &s.sim.url)
-        .env("AJAX_API_KEY", API_KEY)
+    let mut worker = s
+        .control(&["worker"])
         .env("ASF_WORKER_INTERVAL_SECS", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -17,6 +17,10 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(vec![]).await
+}
+
+async fn world_with(extra_env: Vec<(&'static str, String)>) -> World {
     let sim = Sim::start(&[]).await;
     let issuer = Issuer::new("test-key-1");
     let jwks_port = free_port();
@@ -24,7 +28,7 @@ async fn world() -> World {
     let proxy = Proxy::start(ProxyOptions {
         ajax_url: &sim.url,
         jwks_port,
-        extra_env: vec![],
+        extra_env,
     })
     .await;
     let login = sim.login("demo@example.com", "demo").await;
@@ -401,25 +405,9 @@ async fn metrics_count_requests_by_class_status_and_decision() {
 
 #[tokio::test]
 async fn base_path_prefix_works_for_clients_with_a_prefixed_base_url() {
-    let sim = Sim::start(&[]).await;
-    let issuer = Issuer::new("k");
-    let jwks_port = free_port();
-    let _jwks = JwksServer::start(jwks_port, vec![issuer.jwk()]).await;
-    let proxy = Proxy::start(ProxyOptions {
-        ajax_url: &sim.url,
-        jwks_port,
-        extra_env: vec![("ASF_BASE_PATH", "/ajax".into())],
-    })
-    .await;
-    let login = sim.login("demo@example.com", "demo").await;
-    let uid = login["userId"].as_str().expect("uid").to_owned();
-    proxy.store_session("user-1", &login).await;
-    let token = issuer.sign(&issuer.claims("user-1", &uid));
-    let ok = client()
-        .get(format!("{}/ajax/api/user/{uid}/hubs", proxy.url))
-        .header("x-session-token", &token)
-        .send()
-        .await
-        .expect("req");
-    assert_eq!(ok.status(), 200);
+    let w = world_with(vec![("ASF_BASE_PATH", "/ajax".into())]).await;
+    let prefixed = get(&w, &format!("/ajax/api/user/{}/hubs", w.uid), &w.token).await;
+    assert_eq!(prefixed.status(), 200);
+    let bare = get(&w, &format!("/api/user/{}/hubs", w.uid), &w.token).await;
+    assert_eq!(bare.status(), 404);
 }

@@ -251,16 +251,8 @@ async fn ajax_tokens_in_redis_are_sealed() {
 async fn a_running_proxy_accepts_tokens_of_both_keys_across_a_rotation() {
     let s = System::start(&[]).await;
     let (old_token, uid) = logged_in(&s, "demo@example.com").await;
-    let rotate = std::process::Command::new(binary("asf-control"))
-        .args([
-            "--config",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/control-plane.yaml"),
-            "keys",
-            "rotate",
-        ])
-        .env("DATABASE_URL", &s.control.database_url)
-        .env("ASF_SECRETS_KEY", &s.shared.secrets_b64)
-        .env("AJAX_API_KEY", API_KEY)
+    let rotate = s
+        .control(&["keys", "rotate"])
         .env("ASF_KEY_PUBLISH_AHEAD_SECS", "0")
         .output()
         .expect("rotate");

@@ -454,9 +454,10 @@ impl System {
         }
     }
 
-    /// A command line of asf-control against this system's database and Redis prefix.
-    pub fn control_command(&self, args: &[&str]) -> std::process::Output {
-        Command::new(binary("asf-control"))
+    /// An asf-control command line against this system's database, Redis prefix and simulator.
+    pub fn control(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(binary("asf-control"));
+        command
             .args([
                 "--config",
                 concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/control-plane.yaml"),
@@ -467,9 +468,13 @@ impl System {
             .env("ASF_REDIS_PREFIX", &self.shared.prefix)
             .env("ASF_SECRETS_KEY", &self.shared.secrets_b64)
             .env("AJAX_API_URL", &self.sim.url)
-            .env("AJAX_API_KEY", API_KEY)
-            .output()
-            .expect("asf-control")
+            .env("AJAX_API_KEY", API_KEY);
+        command
+    }
+
+    /// Runs an asf-control command line to completion.
+    pub fn control_command(&self, args: &[&str]) -> std::process::Output {
+        self.control(args).output().expect("asf-control")
     }
 }
 
