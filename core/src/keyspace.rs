@@ -1,6 +1,8 @@
 //! The Redis keyspace shared by the proxy, the control plane and the worker. Every key carries a
 //! deployment prefix, so several deployments (or test runs) can share one Redis without meeting.
 
+use crate::throttle::Lane;
+
 /// Builds the project's Redis keys under one prefix.
 #[derive(Debug, Clone)]
 pub struct Keyspace {
@@ -57,6 +59,42 @@ impl Keyspace {
     pub fn active_users(&self) -> String {
         format!("{}:active-users", self.prefix)
     }
+
+    /// The keys of the global upstream budget ([`crate::throttle`]) all start with this hash tag, so
+    /// that its one Lua script may touch them together on Redis Cluster (one slot).
+    fn budget_tag(&self) -> String {
+        format!("{{{}:budget}}", self.prefix)
+    }
+
+    /// A lane's GCRA track: the theoretical arrival time (Unix ms, Redis clock) of its next slot.
+    pub fn budget_lane(&self, lane: Lane) -> String {
+        format!("{}:lane:{}", self.budget_tag(), lane.as_str())
+    }
+
+    /// The end (Unix ms) of the last pause Ajax asked for; kept one window longer for the ramp.
+    pub fn budget_pause(&self) -> String {
+        format!("{}:pause", self.budget_tag())
+    }
+
+    /// Sorted set of recently granted slot times, read for the client hints (remaining, utilisation).
+    pub fn budget_grants(&self) -> String {
+        format!("{}:grants", self.budget_tag())
+    }
+
+    /// The tenant's own GCRA time (its per-minute limit from its plan).
+    pub fn tenant_rate(&self, tenant_id: &str) -> String {
+        format!("{}:tenant-rate:{tenant_id}", self.budget_tag())
+    }
+
+    /// Sorted set of the tenant's granted slots that are still in the future (its queued requests).
+    pub fn tenant_queue(&self, tenant_id: &str) -> String {
+        format!("{}:tenant-queue:{tenant_id}", self.budget_tag())
+    }
+
+    /// Sorted set of the processes sharing the budget, by the time of their last heartbeat.
+    pub fn instances(&self) -> String {
+        format!("{}:instances", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -69,5 +107,17 @@ mod tests {
         assert_eq!(keys.ajax_session("u1"), "t42:ajax-session:u1");
         assert_eq!(keys.revoked_token("j1"), "t42:revoked:j1");
         assert_eq!(keys.user_not_before("u1"), "t42:user-nbf:u1");
+    }
+
+    #[test]
+    fn budget_keys_share_one_cluster_hash_tag_under_the_prefix() {
+        let keys = Keyspace::new("t42");
+        assert_eq!(keys.budget_lane(Lane::Command), "{t42:budget}:lane:command");
+        assert_eq!(keys.budget_lane(Lane::Read), "{t42:budget}:lane:read");
+        assert_eq!(keys.budget_pause(), "{t42:budget}:pause");
+        assert_eq!(keys.budget_grants(), "{t42:budget}:grants");
+        assert_eq!(keys.tenant_rate("acme"), "{t42:budget}:tenant-rate:acme");
+        assert_eq!(keys.tenant_queue("acme"), "{t42:budget}:tenant-queue:acme");
+        assert_eq!(keys.instances(), "t42:instances");
     }
 }

@@ -12,3 +12,4 @@ pub mod keyspace;
 pub mod secrets;
 pub mod session;
 pub mod session_refresh;
+pub mod throttle;

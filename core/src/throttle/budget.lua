@@ -1,0 +1,183 @@
+-- The global upstream budget: one atomic step per call (see src/throttle/mod.rs for the design
+-- and the argument that no window of the configured length ever holds more than the limit).
+-- src/throttle/engine.rs is the same logic in Rust; tests hold the two to agree exactly, so every
+-- number here is a whole number of milliseconds.
+--
+-- KEYS[1..3] lane tracks (command, account, read): each holds its GCRA theoretical arrival time
+-- KEYS[4]    the end of the last pause; kept one window longer for the ramp
+-- KEYS[5]    grant log: sorted set of granted slot times (read only for the client hints)
+-- KEYS[6]    (reserve with a tenant) the tenant's GCRA time
+-- KEYS[7]    (reserve with a tenant) sorted set of the tenant's future slots
+--
+-- ARGV[1] operation: reserve | snapshot | pause
+-- ARGV[2] '1' in tests only, and then ARGV[3] is the time to use; otherwise Redis's own clock
+-- reserve:  ARGV[4] limit, [5] window, [6] max wait, [7] lane 1..3,
+--           [8..13] emission and tolerance of lanes 1..3,
+--           [14] '1' with a tenant, [15] tenant emission (0: no access), [16] tenant tolerance,
+--           [17] tenant queue cap, [18] a unique id for this grant
+-- snapshot: ARGV[4] window
+-- pause:    ARGV[4] window, [5] duration
+--
+-- Expiry only collects garbage: every decision compares stored times with "now" itself, so a key
+-- that outlives its use (or a test clock far from Redis's) changes nothing.
+
+local QUEUE_FULL, TENANT_LIMIT, TENANT_QUEUE_CAP, PAUSED = 1, 2, 3, 4
+local NO_ACCESS_RETRY = 60000
+
+local function clock()
+  if ARGV[2] == '1' then
+    return tonumber(ARGV[3])
+  end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function read(key)
+  local v = redis.call('GET', key)
+  if v then
+    return tonumber(v)
+  end
+  return 0
+end
+
+local function int(x)
+  return string.format('%d', x)
+end
+
+-- The pause's end while it or its ramp window still matters, else 0.
+local function live_pause(now, window)
+  local pause_end = read(KEYS[4])
+  if pause_end + window <= now then
+    return 0
+  end
+  return pause_end
+end
+
+local function earliest(tat, tolerance, not_before)
+  return math.max(not_before, tat - tolerance)
+end
+
+local function reserve(now)
+  local limit, window, max_wait = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+  local lane = tonumber(ARGV[7])
+  local emission, tolerance, tat = {}, {}, {}
+  for i = 1, 3 do
+    emission[i] = tonumber(ARGV[6 + 2 * i])
+    tolerance[i] = tonumber(ARGV[7 + 2 * i])
+    tat[i] = read(KEYS[i])
+  end
+
+  local pause_end = live_pause(now, window)
+  local not_before = math.max(now, pause_end)
+  if not_before - now > max_wait then
+    return {0, PAUSED, not_before - max_wait - now}
+  end
+
+  local has_tenant = ARGV[14] == '1'
+  local t_emission, t_tolerance, t_cap, t_tat
+  if has_tenant then
+    t_emission, t_tolerance, t_cap = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17])
+    if t_emission <= 0 then
+      return {0, TENANT_LIMIT, NO_ACCESS_RETRY}
+    end
+    t_tat = read(KEYS[6])
+    local at = earliest(t_tat, t_tolerance, now)
+    if at > now then
+      return {0, TENANT_LIMIT, at - now}
+    end
+  end
+
+  -- Own track if free now; else the most idle other track if free now; else own next slot.
+  local chosen, slot = lane, earliest(tat[lane], tolerance[lane], not_before)
+  if slot > not_before then
+    local best, best_at = nil, nil
+    for i = 1, 3 do
+      if i ~= lane then
+        local at = tat[i] - tolerance[i]
+        if best == nil or at < best_at then
+          best, best_at = i, at
+        end
+      end
+    end
+    if best_at <= not_before then
+      chosen, slot = best, not_before
+    end
+  end
+
+  if slot - now > max_wait then
+    local retry_at = slot - max_wait
+    for i = 1, 3 do
+      if i ~= lane then
+        retry_at = math.min(retry_at, earliest(tat[i], tolerance[i], not_before))
+      end
+    end
+    return {0, QUEUE_FULL, retry_at - now}
+  end
+
+  if has_tenant and slot > now then
+    local queued = redis.call('ZCOUNT', KEYS[7], '(' .. int(now), '+inf')
+    if queued >= t_cap then
+      local first = redis.call('ZRANGEBYSCORE', KEYS[7], '(' .. int(now), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+      local first_at = slot
+      if first[2] then
+        first_at = tonumber(first[2])
+      end
+      return {0, TENANT_QUEUE_CAP, first_at - now}
+    end
+  end
+
+  -- Granted: commit. For one window after a pause, slots cost twice their interval.
+  local step = emission[chosen]
+  if pause_end > 0 and slot < pause_end + window then
+    step = step * 2
+  end
+  local new_tat = math.max(tat[chosen], slot) + step
+  redis.call('SET', KEYS[chosen], int(new_tat), 'PX', int(math.max(1, new_tat - now + 1000)))
+
+  if has_tenant then
+    local t_new = math.max(t_tat, now) + t_emission
+    redis.call('SET', KEYS[6], int(t_new), 'PX', int(math.max(1, t_new - now + 1000)))
+    if slot > now then
+      redis.call('ZADD', KEYS[7], int(slot), ARGV[18])
+    end
+    redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', int(now))
+    redis.call('PEXPIRE', KEYS[7], int(max_wait + 1000))
+  end
+
+  redis.call('ZADD', KEYS[5], int(slot), ARGV[18])
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', int(now - window))
+  redis.call('PEXPIRE', KEYS[5], int(max_wait + window + 1000))
+  local count = redis.call('ZCARD', KEYS[5])
+  local oldest = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+  return {1, slot, now, chosen, count, tonumber(oldest[2]), limit, window}
+end
+
+local function snapshot(now)
+  local window = tonumber(ARGV[4])
+  local since = '(' .. int(now - window)
+  local count = redis.call('ZCOUNT', KEYS[5], since, '+inf')
+  local oldest = redis.call('ZRANGEBYSCORE', KEYS[5], since, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  local oldest_at = 0
+  if oldest[2] then
+    oldest_at = tonumber(oldest[2])
+  end
+  return {now, read(KEYS[4]), read(KEYS[1]), read(KEYS[2]), read(KEYS[3]), count, oldest_at}
+end
+
+local function pause(now)
+  local window, duration = tonumber(ARGV[4]), tonumber(ARGV[5])
+  local pause_end = math.max(live_pause(now, window), now + math.max(0, duration))
+  redis.call('SET', KEYS[4], int(pause_end), 'PX', int(math.max(1, pause_end - now + window)))
+  return {pause_end, now}
+end
+
+local now = clock()
+local op = ARGV[1]
+if op == 'reserve' then
+  return reserve(now)
+elseif op == 'snapshot' then
+  return snapshot(now)
+elseif op == 'pause' then
+  return pause(now)
+end
+return redis.error_reply('budget: unknown operation ' .. tostring(op))

@@ -1,0 +1,182 @@
+//! The shared budget in Redis ([`GlobalBudget`]): builds the calls of `budget.lua` (one script,
+//! three operations: reserve, snapshot, pause) and reads their replies.
+//!
+//! Reserving in a pipeline: [`GlobalBudget::add_reserve_to_pipeline`] appends one `EVALSHA`, and
+//! the pipeline's reply is read as a [`Decision`] (it implements `FromRedisValue`). A pipeline does
+//! not load a missing script by itself: call [`GlobalBudget::load_script`] at start-up (scripts
+//! live in the Redis server, not in a connection), and if a pipeline fails with
+//! [`GlobalBudget::is_missing_script`]
+//! (Redis restarted, failover, `SCRIPT FLUSH`), load it and send the pipeline again: a `NOSCRIPT`
+//! reply means nothing was reserved.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionLike;
+use redis::{ErrorKind, RedisError, Script, ScriptInvocation, ServerErrorKind};
+
+use super::clock::Clock;
+use super::config::{BudgetConfig, BudgetConfigError, BudgetPlan};
+use super::decision::{BudgetSnapshot, Decision, ReserveRequest};
+use super::engine::{self, RawSnapshot};
+use super::lanes::Lane;
+use crate::keyspace::Keyspace;
+
+/// The budget script's source.
+const SOURCE: &str = include_str!("budget.lua");
+
+/// The shared upstream budget, enforced in Redis for every process that uses the same keyspace
+/// and the same [`BudgetConfig`].
+#[derive(Debug, Clone)]
+pub struct GlobalBudget {
+    keys: Keyspace,
+    plan: BudgetPlan,
+    script: Script,
+    clock: Clock,
+}
+
+impl GlobalBudget {
+    /// The budget of `config` under `keys`; fails if the settings cannot keep their promise.
+    /// Every process sharing the keyspace must use the same rate, burst and shares.
+    pub fn new(keys: Keyspace, config: &BudgetConfig) -> Result<Self, BudgetConfigError> {
+        Ok(Self {
+            keys,
+            plan: BudgetPlan::shared(config)?,
+            script: Script::new(SOURCE),
+            clock: Clock::Real,
+        })
+    }
+
+    /// The same budget on another clock. [`Clock::Manual`] is for tests and simulations only: the
+    /// script then uses the given time instead of Redis's.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The derived per-lane parameters.
+    pub fn plan(&self) -> &BudgetPlan {
+        &self.plan
+    }
+
+    /// Reserves the request's slot (one `EVALSHA`, loading the script if Redis lacks it). Fails
+    /// only on Redis errors; the caller then falls back (see [`super::LocalBudget`]).
+    pub async fn reserve(
+        &self,
+        conn: &mut impl ConnectionLike,
+        request: ReserveRequest,
+    ) -> Result<Decision, RedisError> {
+        let nonce = nonce();
+        self.reserve_invocation(&request, &nonce).invoke_async(conn).await
+    }
+
+    /// Appends the reservation to `pipe`; its reply reads as a [`Decision`] (see the module doc for
+    /// loading the script).
+    pub fn add_reserve_to_pipeline(&self, pipe: &mut redis::Pipeline, request: &ReserveRequest) {
+        let nonce = nonce();
+        pipe.invoke_script(&self.reserve_invocation(request, &nonce));
+    }
+
+    /// Loads the script into Redis (for pipelines, which do not load it themselves).
+    pub async fn load_script(&self, conn: &mut impl ConnectionLike) -> Result<(), RedisError> {
+        self.script.load_async(conn).await.map(|_| ())
+    }
+
+    /// Whether a pipeline failed because Redis did not have the script: load it and retry.
+    pub fn is_missing_script(error: &RedisError) -> bool {
+        error.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
+            || error
+                .clone()
+                .into_server_errors()
+                .is_some_and(|errors| errors.iter().any(|(_, e)| e.kind() == Some(ServerErrorKind::NoScript)))
+    }
+
+    /// Pauses every lane of every process until `duration` from now (Redis's clock), never
+    /// shortening a pause in force; for one window after it, the budget runs at half rate.
+    /// Slots granted before the pause keep their times. Returns the pause's end (Unix ms).
+    pub async fn pause(&self, conn: &mut impl ConnectionLike, duration: Duration) -> Result<i64, RedisError> {
+        let mut invocation = self.invocation("pause");
+        invocation.arg(self.plan.window_ms()).arg(duration_ms(duration));
+        let reply: Vec<i64> = invocation.invoke_async(conn).await?;
+        reply.first().copied().ok_or_else(|| unexpected("pause"))
+    }
+
+    /// The budget now: each lane's next slot and queue, utilisation, pause state.
+    pub async fn snapshot(&self, conn: &mut impl ConnectionLike) -> Result<BudgetSnapshot, RedisError> {
+        let mut invocation = self.invocation("snapshot");
+        invocation.arg(self.plan.window_ms());
+        let reply: Vec<i64> = invocation.invoke_async(conn).await?;
+        let raw = match reply.as_slice() {
+            [now_ms, pause_end_ms, command, account, read, count, oldest_ms] => RawSnapshot {
+                now_ms: *now_ms,
+                pause_end_ms: *pause_end_ms,
+                tats: [*command, *account, *read],
+                count: *count,
+                oldest_ms: *oldest_ms,
+            },
+            _ => return Err(unexpected("snapshot")),
+        };
+        Ok(engine::snapshot(&self.plan, &raw))
+    }
+
+    /// The script call with the keys every operation declares and the common arguments.
+    fn invocation(&self, op: &str) -> ScriptInvocation<'_> {
+        let mut invocation = self.script.prepare_invoke();
+        for lane in Lane::ALL {
+            invocation.key(self.keys.budget_lane(lane));
+        }
+        invocation.key(self.keys.budget_pause()).key(self.keys.budget_grants());
+        invocation.arg(op);
+        match self.clock.manual_ms() {
+            Some(now_ms) => invocation.arg("1").arg(now_ms),
+            None => invocation.arg("0").arg(0),
+        };
+        invocation
+    }
+
+    fn reserve_invocation(&self, request: &ReserveRequest, nonce: &str) -> ScriptInvocation<'_> {
+        let mut invocation = self.invocation("reserve");
+        invocation
+            .arg(self.plan.limit())
+            .arg(self.plan.window_ms())
+            .arg(self.plan.max_wait_ms())
+            .arg(request.lane.index() + 1);
+        for lane in Lane::ALL {
+            let params = self.plan.lane(lane);
+            invocation.arg(params.emission_ms).arg(params.tolerance_ms);
+        }
+        match &request.tenant {
+            Some(quota) => {
+                let (emission_ms, tolerance_ms) = quota.gcra_ms();
+                invocation
+                    .key(self.keys.tenant_rate(&quota.tenant_id))
+                    .key(self.keys.tenant_queue(&quota.tenant_id))
+                    .arg("1")
+                    .arg(emission_ms)
+                    .arg(tolerance_ms)
+                    .arg(quota.max_queued);
+            }
+            None => {
+                invocation.arg("0").arg(0).arg(0).arg(0);
+            }
+        }
+        invocation.arg(nonce);
+        invocation
+    }
+}
+
+/// A unique member for the grant's entries in the sorted sets.
+fn nonce() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn unexpected(op: &'static str) -> RedisError {
+    RedisError::from((
+        ErrorKind::UnexpectedReturnType,
+        "unexpected budget script reply",
+        op.to_string(),
+    ))
+}
