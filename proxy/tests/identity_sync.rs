@@ -281,3 +281,86 @@ async fn a_running_proxy_accepts_tokens_of_both_keys_across_a_rotation() {
         assert_eq!(status, 200);
     }
 }
+
+#[tokio::test]
+async fn a_second_login_updates_the_user_instead_of_provisioning_again() {
+    let s = System::start(&[]).await;
+    let (_, uid) = logged_in(&s, "demo@example.com").await;
+    let first = s
+        .control
+        .sql(&format!("select last_login_at from users where ajax_user_id = '{uid}'"));
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let _ = logged_in(&s, "demo@example.com").await;
+    assert_eq!(s.control.sql("select count(*) from users"), "1");
+    assert_eq!(s.control.sql("select count(*) from tenants"), "1");
+    let second = s
+        .control
+        .sql(&format!("select last_login_at from users where ajax_user_id = '{uid}'"));
+    assert_ne!(first, second, "last login must move forward");
+}
+
+#[tokio::test]
+async fn logout_works_with_an_expired_access_token() {
+    let s = System::start(&[]).await;
+    let (token, uid) = logged_in(&s, "demo@example.com").await;
+    // Mint an expired token with the control plane's own active key, as if 15 minutes had passed.
+    let row = s
+        .control
+        .sql("select kid || ' ' || private_key_sealed from signing_keys order by activates_at desc limit 1");
+    let (kid, sealed) = row.split_once(' ').expect("key row");
+    let secrets = asf_core::secrets::SecretsKey::from_base64(&s.shared.secrets_b64).expect("key");
+    let der = secrets
+        .open(&format!("signing-key:{kid}"), sealed)
+        .expect("signing key opens");
+    let mut claims: asf_core::claims::AccessClaims = {
+        use base64::Engine;
+        let payload = token.split('.').nth(1).expect("payload");
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("b64");
+        serde_json::from_slice(&json).expect("claims")
+    };
+    claims.jti = uuid::Uuid::new_v4().to_string();
+    claims.iat -= 3600;
+    claims.nbf -= 3600;
+    claims.exp = now() - 1800;
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(kid.to_owned());
+    let expired = jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ed_der(&der)).expect("sign");
+
+    let hubs = format!("{}/api/user/{uid}/hubs", s.proxy.url);
+    assert_eq!(
+        client()
+            .get(&hubs)
+            .header("x-session-token", &expired)
+            .send()
+            .await
+            .expect("req")
+            .status(),
+        401
+    );
+    let logout = client()
+        .post(format!("{}/api/logout", s.proxy.url))
+        .header("x-session-token", &expired)
+        .send()
+        .await;
+    assert_eq!(logout.expect("logout").status(), 204);
+    // The session behind it is gone: the live token of the same login stops working too.
+    assert_eq!(
+        client()
+            .get(&hubs)
+            .header("x-session-token", &token)
+            .send()
+            .await
+            .expect("req")
+            .status(),
+        401
+    );
+    let family = claims.sid.expect("family");
+    assert_eq!(
+        s.control.sql(&format!(
+            "select revoked_reason from refresh_families where id = '{family}'"
+        )),
+        "logout"
+    );
+}
