@@ -494,3 +494,80 @@ async fn live_instances_count_recent_heartbeats_and_forget_silent_ones() {
     // proxy-1 and worker last beat 16 s ago: more than three intervals.
     assert_eq!(heartbeat.live_instances(&mut conn).await.expect("count"), 1);
 }
+
+#[tokio::test]
+async fn a_failed_precondition_is_refused_before_anything_is_spent() {
+    use asf_core::throttle::Precondition;
+    let mut conn = redis().await;
+    let keys = keys();
+    let budget = GlobalBudget::new(keys.clone(), &config("100/60s")).expect("budget");
+    let guarded = |issued_at: i64| {
+        ReserveRequest::for_tenant(Lane::Read, TenantQuota::new("t1", 60)).with_precondition(Precondition {
+            absent: vec![keys.revoked_token("j1")],
+            not_before: Some((keys.user_not_before("u1"), issued_at)),
+            fetch: Some(keys.ajax_session("u1")),
+        })
+    };
+    let before = budget.snapshot(&mut conn).await.expect("snapshot");
+
+    let missing = budget.reserve(&mut conn, guarded(1000)).await.expect("reserve");
+    assert!(
+        matches!(
+            missing,
+            Decision::Refused {
+                reason: RefusalReason::Missing,
+                ..
+            }
+        ),
+        "{missing:?}"
+    );
+
+    let _: () = redis::cmd("SET")
+        .arg(keys.ajax_session("u1"))
+        .arg("sealed")
+        .query_async(&mut conn)
+        .await
+        .expect("set");
+    let _: () = redis::cmd("SET")
+        .arg(keys.user_not_before("u1"))
+        .arg(2000)
+        .query_async(&mut conn)
+        .await
+        .expect("set");
+    let suspended = budget.reserve(&mut conn, guarded(1000)).await.expect("reserve");
+    assert!(
+        matches!(
+            suspended,
+            Decision::Refused {
+                reason: RefusalReason::Precondition,
+                ..
+            }
+        ),
+        "{suspended:?}"
+    );
+
+    let granted = budget.reserve(&mut conn, guarded(2000)).await.expect("reserve");
+    assert_eq!(granted.reservation().and_then(|r| r.fetched.as_deref()), Some("sealed"));
+
+    let _: () = redis::cmd("SET")
+        .arg(keys.revoked_token("j1"))
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .expect("set");
+    let revoked = budget.reserve(&mut conn, guarded(3000)).await.expect("reserve");
+    assert!(
+        matches!(
+            revoked,
+            Decision::Refused {
+                reason: RefusalReason::Precondition,
+                ..
+            }
+        ),
+        "{revoked:?}"
+    );
+
+    // Only the one granted call was spent.
+    let after = budget.snapshot(&mut conn).await.expect("snapshot");
+    assert_eq!(after.granted_in_window, before.granted_in_window + 1);
+}

@@ -8,20 +8,25 @@
 -- KEYS[5]    grant log: sorted set of granted slot times (read only for the client hints)
 -- KEYS[6]    (reserve with a tenant) the tenant's GCRA time
 -- KEYS[7]    (reserve with a tenant) sorted set of the tenant's future slots
+-- then       (reserve with a precondition) the keys that must be absent, the "not before" key if
+--            any, and the key to fetch if any, in that order
 --
 -- ARGV[1] operation: reserve | snapshot | pause
 -- ARGV[2] '1' in tests only, and then ARGV[3] is the time to use; otherwise Redis's own clock
 -- reserve:  ARGV[4] limit, [5] window, [6] max wait, [7] lane 1..3,
 --           [8..13] emission and tolerance of lanes 1..3,
 --           [14] '1' with a tenant, [15] tenant emission (0: no access), [16] tenant tolerance,
---           [17] tenant queue cap, [18] a unique id for this grant
+--           [17] tenant queue cap, [18] a unique id for this grant,
+--           [19] '1' with a precondition, [20] how many keys must be absent,
+--           [21] '1' with a "not before" key, [22] the issue time it is compared with,
+--           [23] '1' with a key to fetch (must exist; its value ends the granted reply)
 -- snapshot: ARGV[4] window
 -- pause:    ARGV[4] window, [5] duration
 --
 -- Expiry only collects garbage: every decision compares stored times with "now" itself, so a key
 -- that outlives its use (or a test clock far from Redis's) changes nothing.
 
-local QUEUE_FULL, TENANT_LIMIT, TENANT_QUEUE_CAP, PAUSED = 1, 2, 3, 4
+local QUEUE_FULL, TENANT_LIMIT, TENANT_QUEUE_CAP, PAUSED, PRECONDITION, MISSING = 1, 2, 3, 4, 5, 6
 local NO_ACCESS_RETRY = 60000
 
 local function clock()
@@ -57,8 +62,47 @@ local function earliest(tat, tolerance, not_before)
   return math.max(not_before, tat - tolerance)
 end
 
+-- The caller's precondition (e.g. the token is not revoked and a session exists), checked before
+-- anything else so that a refused caller spends nothing. Returns a refusal code, or nil and the
+-- fetched value (false when nothing is fetched).
+local function precondition(first_key)
+  if ARGV[19] ~= '1' then
+    return nil, false
+  end
+  local k = first_key
+  for _ = 1, tonumber(ARGV[20]) do
+    if redis.call('EXISTS', KEYS[k]) == 1 then
+      return PRECONDITION, false
+    end
+    k = k + 1
+  end
+  if ARGV[21] == '1' then
+    local not_before = redis.call('GET', KEYS[k])
+    k = k + 1
+    if not_before and tonumber(not_before) > tonumber(ARGV[22]) then
+      return PRECONDITION, false
+    end
+  end
+  if ARGV[23] == '1' then
+    local value = redis.call('GET', KEYS[k])
+    if not value then
+      return MISSING, false
+    end
+    return nil, value
+  end
+  return nil, false
+end
+
 local function reserve(now)
   local limit, window, max_wait = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+  local first_guard_key = 6
+  if ARGV[14] == '1' then
+    first_guard_key = 8
+  end
+  local refused, fetched = precondition(first_guard_key)
+  if refused then
+    return {0, refused, 0}
+  end
   local lane = tonumber(ARGV[7])
   local emission, tolerance, tat = {}, {}, {}
   for i = 1, 3 do
@@ -149,7 +193,11 @@ local function reserve(now)
   redis.call('PEXPIRE', KEYS[5], int(max_wait + window + 1000))
   local count = redis.call('ZCARD', KEYS[5])
   local oldest = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
-  return {1, slot, now, chosen, count, tonumber(oldest[2]), limit, window}
+  local reply = {1, slot, now, chosen, count, tonumber(oldest[2]), limit, window}
+  if fetched then
+    reply[9] = fetched
+  end
+  return reply
 end
 
 local function snapshot(now)

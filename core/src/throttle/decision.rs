@@ -59,6 +59,19 @@ impl TenantQuota {
     }
 }
 
+/// What must hold before a slot is spent on a call, checked in the same atomic step: so that a
+/// caller who would be refused anyway (a revoked token, a missing session) costs no budget, and the
+/// proxy needs one round trip for its admission and its slot.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Precondition {
+    /// Keys that must not exist (e.g. the token's revocation marker).
+    pub absent: Vec<String>,
+    /// A key holding Unix seconds, and the issue time that must not be before them (suspension).
+    pub not_before: Option<(String, i64)>,
+    /// A key that must exist; its value comes back in [`Reservation::fetched`].
+    pub fetch: Option<String>,
+}
+
 /// One upstream call asking for its slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReserveRequest {
@@ -66,12 +79,18 @@ pub struct ReserveRequest {
     pub lane: Lane,
     /// The calling tenant's limits; `None` for the project's own calls (worker, control plane).
     pub tenant: Option<TenantQuota>,
+    /// What must hold for the call to be granted at all.
+    pub precondition: Option<Precondition>,
 }
 
 impl ReserveRequest {
     /// A call of `lane` outside any tenant's quota.
     pub fn new(lane: Lane) -> Self {
-        Self { lane, tenant: None }
+        Self {
+            lane,
+            tenant: None,
+            precondition: None,
+        }
     }
 
     /// A call of `lane` made for a tenant.
@@ -79,7 +98,14 @@ impl ReserveRequest {
         Self {
             lane,
             tenant: Some(quota),
+            precondition: None,
         }
+    }
+
+    /// The same request, granted only if `precondition` holds.
+    pub fn with_precondition(mut self, precondition: Precondition) -> Self {
+        self.precondition = Some(precondition);
+        self
     }
 }
 
@@ -94,6 +120,11 @@ pub enum RefusalReason {
     TenantQueueCap,
     /// Ajax asked for a pause that lasts beyond the max wait.
     Paused,
+    /// The request's [`Precondition`] failed: a key that must be absent exists, or the issue time
+    /// is before the "not before" time.
+    Precondition,
+    /// The key the [`Precondition`] fetches does not exist.
+    Missing,
 }
 
 impl RefusalReason {
@@ -104,6 +135,8 @@ impl RefusalReason {
             RefusalReason::TenantLimit => "tenant_limit",
             RefusalReason::TenantQueueCap => "tenant_queue_cap",
             RefusalReason::Paused => "paused",
+            RefusalReason::Precondition => "precondition",
+            RefusalReason::Missing => "missing",
         }
     }
 
@@ -114,6 +147,8 @@ impl RefusalReason {
             2 => Some(RefusalReason::TenantLimit),
             3 => Some(RefusalReason::TenantQueueCap),
             4 => Some(RefusalReason::Paused),
+            5 => Some(RefusalReason::Precondition),
+            6 => Some(RefusalReason::Missing),
             _ => None,
         }
     }
@@ -135,6 +170,8 @@ pub struct Reservation {
     pub reset_secs: u64,
     /// Those slots as a fraction of the limit, 0..=1 (for `X-Suggested-Interval` and metrics).
     pub utilisation: f64,
+    /// The value of the [`Precondition::fetch`] key, when one was asked for.
+    pub fetched: Option<String>,
 }
 
 impl Reservation {
@@ -238,6 +275,7 @@ impl Outcome {
                     remaining,
                     reset_secs,
                     utilisation,
+                    fetched: None,
                 })
             }
             Outcome::Refused { reason, retry_ms } => Decision::Refused {
@@ -281,8 +319,22 @@ impl Outcome {
 /// `let (values, decision): (Vec<Option<String>>, Decision) = pipe.query_async(&mut conn).await?;`
 impl FromRedisValue for Decision {
     fn from_redis_value(value: Value) -> Result<Self, ParsingError> {
-        let values: Vec<i64> = FromRedisValue::from_redis_value(value)?;
-        Ok(Outcome::from_reply(&values)?.into_decision())
+        let mut items: Vec<Value> = FromRedisValue::from_redis_value(value)?;
+        // A granted reply with a precondition's fetch ends with the fetched value.
+        let fetched = if items.len() == 9 {
+            items.pop().map(String::from_redis_value).transpose()?
+        } else {
+            None
+        };
+        let values = items
+            .into_iter()
+            .map(i64::from_redis_value)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut decision = Outcome::from_reply(&values)?.into_decision();
+        if let Decision::Granted(reservation) = &mut decision {
+            reservation.fetched = fetched;
+        }
+        Ok(decision)
     }
 }
 

@@ -160,6 +160,35 @@ impl GlobalBudget {
             }
         }
         invocation.arg(nonce);
+        match &request.precondition {
+            Some(precondition) => {
+                for key in &precondition.absent {
+                    invocation.key(key);
+                }
+                invocation.arg("1").arg(precondition.absent.len());
+                match &precondition.not_before {
+                    Some((key, issued_at)) => {
+                        invocation.key(key);
+                        invocation.arg("1").arg(*issued_at);
+                    }
+                    None => {
+                        invocation.arg("0").arg(0);
+                    }
+                }
+                match &precondition.fetch {
+                    Some(key) => {
+                        invocation.key(key);
+                        invocation.arg("1");
+                    }
+                    None => {
+                        invocation.arg("0");
+                    }
+                }
+            }
+            None => {
+                invocation.arg("0").arg(0).arg("0").arg(0).arg("0");
+            }
+        }
         invocation
     }
 }
