@@ -6,6 +6,7 @@ use asf_core::ajax_client::AjaxCallError;
 use asf_core::ajax_wire::LoginRequest;
 use asf_core::claims::{AccessClaims, Role};
 use asf_core::session::AjaxSession;
+use asf_core::throttle::{Decision, Lane, ReserveRequest};
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, Header};
 use serde::Serialize;
@@ -85,6 +86,7 @@ pub async fn login(state: &AppState, request: LoginRequest, ip: std::net::IpAddr
             retry_after_secs,
         });
     }
+    take_budget_slot(state).await?;
     let triple = match state.ajax.login(&request).await {
         Ok(triple) => triple,
         Err(e) => {
@@ -125,6 +127,26 @@ pub async fn login(state: &AppState, request: LoginRequest, ip: std::net::IpAddr
         refresh_token: refresh,
         user_id: user.ajax_user_id,
     })
+}
+
+/// Waits for a slot in the global budget's account lane (the Ajax login is an upstream call like
+/// any other); a refusal is a 429 with `Retry-After`, so clients come back instead of failing.
+async fn take_budget_slot(state: &AppState) -> Result<(), ApiError> {
+    let mut redis = state.sessions.redis.clone();
+    match state
+        .budget
+        .reserve(&mut redis, ReserveRequest::new(Lane::Account))
+        .await?
+    {
+        Decision::Granted(slot) => {
+            tokio::time::sleep(slot.wait_duration()).await;
+            Ok(())
+        }
+        Decision::Refused { retry_after_secs, .. } => Err(ApiError::TooManyRequests {
+            message: "Ajax is busy; retry after the indicated time",
+            retry_after_secs,
+        }),
+    }
 }
 
 /// `POST /api/refresh`: rotates our refresh token and mints a new access token.

@@ -23,6 +23,7 @@ use anyhow::Context;
 use asf_core::ajax_client::AjaxClient;
 use asf_core::keyspace::Keyspace;
 use asf_core::session_refresh::SessionRefresher;
+use asf_core::throttle::GlobalBudget;
 use clap::{Parser, Subcommand};
 use sqlx::postgres::PgPoolOptions;
 
@@ -107,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
                 keys: Keyspace::new(settings.redis_prefix.clone()),
                 secrets: settings.secrets_key.clone(),
                 ajax: AjaxClient::new(&settings.ajax_api_url, &settings.ajax_api_key, settings.ajax_timeout)?,
+                budget: GlobalBudget::new(Keyspace::new(settings.redis_prefix.clone()), &settings.budget)?,
             };
             println!("asf-control worker running");
             worker::run(refresher, settings.worker_interval).await;
@@ -166,6 +168,7 @@ async fn serve(settings: Settings, db: sqlx::PgPool) -> anyhow::Result<()> {
     signing::ensure_active(&db, &settings.secrets_key).await?;
     let redis = connect_redis(&settings).await?;
     let keys = Keyspace::new(settings.redis_prefix.clone());
+    let (keys_for_budget, settings_budget) = (keys.clone(), settings.budget);
     let lockout = Lockout {
         redis: redis.clone(),
         keys: keys.clone(),
@@ -181,6 +184,7 @@ async fn serve(settings: Settings, db: sqlx::PgPool) -> anyhow::Result<()> {
         sessions,
         ajax,
         lockout,
+        budget: GlobalBudget::new(keys_for_budget, &settings_budget)?,
     };
     let listener = tokio::net::TcpListener::bind(&state.settings.listen)
         .await

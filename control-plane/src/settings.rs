@@ -8,6 +8,7 @@ use std::time::Duration;
 use asf_core::claims::{DEFAULT_AUDIENCE, DEFAULT_ISSUER};
 use asf_core::client_ip::TrustedProxies;
 use asf_core::secrets::SecretsKey;
+use asf_core::throttle::BudgetConfig;
 use serde::Deserialize;
 
 /// The file as users write it. No `Debug`: it may hold secrets as written.
@@ -57,6 +58,8 @@ pub struct Settings {
     pub lockout_period: Duration,
     pub trusted_proxies: TrustedProxies,
     pub worker_interval: Duration,
+    /// The global upstream budget (same variables as the proxy: `ASF_GLOBAL_RATE`, ...).
+    pub budget: BudgetConfig,
 }
 
 impl std::fmt::Debug for Settings {
@@ -184,6 +187,10 @@ impl SettingsFile {
             lockout_period: Duration::from_secs(self.lockout_secs.unwrap_or(15 * 60)),
             trusted_proxies,
             worker_interval: Duration::from_secs(self.worker_interval_secs.unwrap_or(30).max(1)),
+            budget: BudgetConfig::from_env(|name| take(name)).map_err(|reason| SettingsError::Invalid {
+                setting: "global budget",
+                reason,
+            })?,
         })
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use asf_core::ajax_client::AjaxClient;
+use asf_core::throttle::GlobalBudget;
 use sqlx::PgPool;
 
 use crate::lockout::Lockout;
@@ -19,4 +20,6 @@ pub struct AppState {
     pub ajax: AjaxClient,
     pub signer: Arc<Signer>,
     pub lockout: Lockout,
+    /// Ajax login calls take a slot in the global budget's account lane.
+    pub budget: GlobalBudget,
 }

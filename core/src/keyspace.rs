@@ -49,6 +49,11 @@ impl Keyspace {
         format!("{}:login-fail:ip:{ip}", self.prefix)
     }
 
+    /// Requests per tenant in one minute (Unix minute number), for the admin's "top tenants" view.
+    pub fn tenant_usage(&self, minute: i64) -> String {
+        format!("{}:tenant-usage:{minute}", self.prefix)
+    }
+
     /// Held by whichever process is refreshing the user's Ajax session (single-flight).
     pub fn refresh_lock(&self, user_id: &str) -> String {
         format!("{}:refresh-lock:{user_id}", self.prefix)

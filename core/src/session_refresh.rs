@@ -12,6 +12,7 @@ use crate::ajax_wire::RefreshRequest;
 use crate::keyspace::Keyspace;
 use crate::secrets::SecretsKey;
 use crate::session::AjaxSession;
+use crate::throttle::{Decision, GlobalBudget, Lane, ReserveRequest};
 
 /// Ajax's session lifetime; the refreshed session is recorded as expiring after it.
 pub const AJAX_SESSION_SECS: i64 = 15 * 60;
@@ -19,9 +20,9 @@ pub const AJAX_SESSION_SECS: i64 = 15 * 60;
 pub const AJAX_REFRESH_SECS: i64 = 7 * 24 * 3600;
 
 /// How long the lock is held at most (a crashed holder frees it by expiry).
-const LOCK_MS: u64 = 15_000;
+const LOCK_MS: u64 = 35_000;
 /// How long a waiter waits for the holder's result.
-const WAIT: Duration = Duration::from_secs(15);
+const WAIT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(25);
 
 /// Releases the lock only if it is still ours.
@@ -49,13 +50,15 @@ impl From<redis::RedisError> for RefreshError {
     }
 }
 
-/// What a refresh needs: Redis, the keyspace, the secrets key and the Ajax client.
+/// What a refresh needs: Redis, the keyspace, the secrets key, the Ajax client, and the global
+/// budget (a refresh is an Ajax call: it takes a slot in the account lane).
 #[derive(Clone)]
 pub struct SessionRefresher {
     pub redis: ConnectionManager,
     pub keys: Keyspace,
     pub secrets: SecretsKey,
     pub ajax: AjaxClient,
+    pub budget: GlobalBudget,
 }
 
 impl SessionRefresher {
@@ -116,6 +119,22 @@ impl SessionRefresher {
         let current = self.load(user_id).await?.ok_or(RefreshError::NoSession)?;
         if current.session_token != stale_token {
             return Ok(current);
+        }
+        match self
+            .budget
+            .reserve(&mut self.redis.clone(), ReserveRequest::new(Lane::Account))
+            .await?
+        {
+            Decision::Granted(slot) => tokio::time::sleep(slot.wait_duration()).await,
+            Decision::Refused {
+                reason,
+                retry_after_secs,
+            } => {
+                return Err(RefreshError::Unavailable(format!(
+                    "no budget for the refresh ({}), retry in {retry_after_secs} s",
+                    reason.as_str()
+                )));
+            }
         }
         let request = RefreshRequest {
             user_id: current.ajax_user_id.clone(),

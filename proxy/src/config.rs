@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use asf_core::claims::{DEFAULT_AUDIENCE, DEFAULT_ISSUER};
 use asf_core::secrets::SecretsKey;
+use asf_core::throttle::BudgetConfig;
 use serde::Deserialize;
 
+use crate::throttle::TenantDefaults;
 use crate::upstream::Origin;
 
 /// The `app:` section as written in `conf/proxy.yaml`. Every field is optional. No `Debug`: it
@@ -32,6 +34,30 @@ pub struct ProxyFileConfig {
     pub upstream_timeout_ms: Option<u64>,
     #[serde(default)]
     pub auth: AuthFileConfig,
+    #[serde(default)]
+    pub budget: BudgetFileConfig,
+}
+
+/// The `app.budget:` section: the global upstream budget (every process sharing it must agree)
+/// and the per-tenant defaults used until plans exist.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetFileConfig {
+    /// `ASF_GLOBAL_RATE`, e.g. `100/60s`.
+    pub global_rate: Option<String>,
+    pub global_burst: Option<String>,
+    /// `ASF_QUEUE_MAX_WAIT`, e.g. `20s`.
+    pub queue_max_wait: Option<String>,
+    pub command_share_pct: Option<String>,
+    pub account_share_pct: Option<String>,
+    /// Requests per minute one tenant may make.
+    pub tenant_rate_per_minute: Option<u32>,
+    /// Requests one tenant may make at once before its rate applies.
+    pub tenant_burst: Option<u32>,
+    /// Queued slots one tenant may hold.
+    pub tenant_max_queued: Option<u32>,
+    /// Instances to divide the budget by while Redis is down, until heartbeats have been seen.
+    pub instance_count: Option<u32>,
 }
 
 /// The `app.auth:` section. No `Debug`: it holds the HS256 secret as written.
@@ -102,6 +128,9 @@ pub struct ProxyConfig {
     pub max_body_bytes: usize,
     pub upstream_timeout: Duration,
     pub auth: AuthConfig,
+    pub budget: BudgetConfig,
+    pub tenant: TenantDefaults,
+    pub instance_count: u32,
 }
 
 impl std::fmt::Debug for ProxyConfig {
@@ -188,6 +217,28 @@ impl ProxyFileConfig {
         if let Some(value) = take("ASF_JWKS_URL") {
             self.auth.jwks_url = Some(value);
         }
+        let budget = &mut self.budget;
+        for (name, slot) in [
+            ("ASF_GLOBAL_RATE", &mut budget.global_rate),
+            ("ASF_GLOBAL_BURST", &mut budget.global_burst),
+            ("ASF_QUEUE_MAX_WAIT", &mut budget.queue_max_wait),
+            ("ASF_COMMAND_SHARE_PCT", &mut budget.command_share_pct),
+            ("ASF_ACCOUNT_SHARE_PCT", &mut budget.account_share_pct),
+        ] {
+            if let Some(value) = take(name) {
+                *slot = Some(value);
+            }
+        }
+        for (name, slot) in [
+            ("ASF_TENANT_RATE_PER_MINUTE", &mut budget.tenant_rate_per_minute),
+            ("ASF_TENANT_BURST", &mut budget.tenant_burst),
+            ("ASF_TENANT_MAX_QUEUED", &mut budget.tenant_max_queued),
+            ("ASF_INSTANCE_COUNT", &mut budget.instance_count),
+        ] {
+            if let Some(value) = take(name).and_then(|v| v.parse().ok()) {
+                *slot = Some(value);
+            }
+        }
         self
     }
 
@@ -221,6 +272,19 @@ impl ProxyFileConfig {
         let metrics_listen = self.metrics_listen.unwrap_or_else(|| "127.0.0.1:9090".into());
         check_socket_addr("ASF_PROXY_METRICS_LISTEN", &metrics_listen)?;
         let auth = check_auth(self.auth, &control_plane_url)?;
+        let file_budget = &self.budget;
+        let budget = BudgetConfig::from_env(|name| match name {
+            "ASF_GLOBAL_RATE" => file_budget.global_rate.clone(),
+            "ASF_GLOBAL_BURST" => file_budget.global_burst.clone(),
+            "ASF_QUEUE_MAX_WAIT" => file_budget.queue_max_wait.clone(),
+            "ASF_COMMAND_SHARE_PCT" => file_budget.command_share_pct.clone(),
+            "ASF_ACCOUNT_SHARE_PCT" => file_budget.account_share_pct.clone(),
+            _ => None,
+        })
+        .map_err(|reason| ConfigError::Invalid {
+            setting: "app.budget",
+            reason,
+        })?;
         Ok(ProxyConfig {
             listen,
             metrics_listen,
@@ -238,6 +302,13 @@ impl ProxyFileConfig {
             max_body_bytes: self.max_body_bytes.unwrap_or(256 * 1024),
             upstream_timeout: Duration::from_millis(self.upstream_timeout_ms.unwrap_or(25_000)),
             auth,
+            budget,
+            tenant: TenantDefaults {
+                per_minute: self.budget.tenant_rate_per_minute.unwrap_or(60),
+                burst: self.budget.tenant_burst.unwrap_or(10),
+                max_queued: self.budget.tenant_max_queued.unwrap_or(10).max(1),
+            },
+            instance_count: self.budget.instance_count.unwrap_or(1).max(1),
         })
     }
 }

@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// The proxy's metrics, registered in their own registry. Cloning shares them.
 #[derive(Clone)]
@@ -15,6 +17,24 @@ pub struct Metrics {
     pub upstream_seconds: HistogramVec,
     /// JWKS fetches by outcome (ok, fetch_error, malformed).
     pub jwks_refreshes: IntCounterVec,
+    /// Calls the budget can still take in the current window, as of the last reservation.
+    pub budget_remaining: IntGauge,
+    /// Share of the budget used in the current window, as of the last reservation.
+    pub budget_utilisation: Gauge,
+    /// Requests waiting for their slot right now, by lane.
+    pub queue_depth: IntGaugeVec,
+    /// Time spent waiting for a slot, by lane.
+    pub queue_wait_seconds: HistogramVec,
+    /// Requests refused by the throttle, by reason.
+    pub refusals: IntCounterVec,
+    /// The `X-Suggested-Interval` currently given to clients.
+    pub suggested_interval: IntGauge,
+    /// 1 while this instance runs on its local share of the budget (Redis unavailable).
+    pub fallback: IntGauge,
+    /// Latency of the admission round trip to Redis.
+    pub redis_seconds: HistogramVec,
+    /// Ajax pushbacks seen (429, Retry-After, or a "limit exceeded" body).
+    pub pushbacks: IntCounterVec,
 }
 
 impl Metrics {
@@ -38,14 +58,61 @@ impl Metrics {
             Opts::new("asf_proxy_jwks_refreshes_total", "JWKS fetches by outcome"),
             &["outcome"],
         )?;
+        let budget_remaining = IntGauge::new(
+            "asf_budget_remaining",
+            "Calls the global budget can still take this window",
+        )?;
+        let budget_utilisation = Gauge::new("asf_budget_utilisation", "Share of the global budget used this window")?;
+        let queue_depth = IntGaugeVec::new(
+            Opts::new("asf_queue_depth", "Requests waiting for their budget slot"),
+            &["lane"],
+        )?;
+        let queue_wait_seconds = HistogramVec::new(
+            HistogramOpts::new("asf_queue_wait_seconds", "Time waited for a budget slot")
+                .buckets(vec![0.0, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0]),
+            &["lane"],
+        )?;
+        let refusals = IntCounterVec::new(
+            Opts::new("asf_throttle_refusals_total", "Requests refused by the throttle"),
+            &["reason"],
+        )?;
+        let suggested_interval = IntGauge::new(
+            "asf_suggested_interval_seconds",
+            "X-Suggested-Interval currently given to clients",
+        )?;
+        let fallback = IntGauge::new("asf_budget_fallback", "1 while the local share of the budget is in use")?;
+        let redis_seconds = HistogramVec::new(
+            HistogramOpts::new("asf_redis_seconds", "Latency of Redis calls on the request path")
+                .buckets(vec![0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25]),
+            &["call"],
+        )?;
+        let pushbacks = IntCounterVec::new(Opts::new("asf_ajax_pushbacks_total", "Ajax pushbacks seen"), &["kind"])?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(upstream_seconds.clone()))?;
         registry.register(Box::new(jwks_refreshes.clone()))?;
+        registry.register(Box::new(budget_remaining.clone()))?;
+        registry.register(Box::new(budget_utilisation.clone()))?;
+        registry.register(Box::new(queue_depth.clone()))?;
+        registry.register(Box::new(queue_wait_seconds.clone()))?;
+        registry.register(Box::new(refusals.clone()))?;
+        registry.register(Box::new(suggested_interval.clone()))?;
+        registry.register(Box::new(fallback.clone()))?;
+        registry.register(Box::new(redis_seconds.clone()))?;
+        registry.register(Box::new(pushbacks.clone()))?;
         Ok(Self {
             registry,
             requests,
             upstream_seconds,
             jwks_refreshes,
+            budget_remaining,
+            budget_utilisation,
+            queue_depth,
+            queue_wait_seconds,
+            refusals,
+            suggested_interval,
+            fallback,
+            redis_seconds,
+            pushbacks,
         })
     }
 

@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use asf_core::catalogue::{Catalogue, RouteClass};
 use asf_core::session::AjaxSession;
+use asf_core::throttle::{Decision as BudgetDecision, RefusalReason, ReserveRequest};
 use async_trait::async_trait;
+use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -16,9 +18,12 @@ use crate::admission::{Admission, Refusal};
 use crate::auth::{AuthFailure, CredentialError, Verifier, find_token};
 use crate::config::ProxyConfig;
 use crate::metrics::Metrics;
+use crate::pushback;
+use crate::queue::{self, Waited};
 use crate::respond::{self, LocalAnswer};
 use crate::rewrite::{self, Outbound};
 use crate::shield;
+use crate::throttle::{Hints, lane_of};
 use crate::upstream::Upstream;
 
 const TOKEN_MISSING: LocalAnswer = LocalAnswer::new(401, "token_missing", "Session token is missing");
@@ -37,6 +42,29 @@ const STATE_UNAVAILABLE: LocalAnswer = LocalAnswer::new(
 const UPSTREAM_UNAVAILABLE: LocalAnswer =
     LocalAnswer::new(502, "upstream_unavailable", "Upstream unavailable").retry_after(2);
 const UPSTREAM_TIMEOUT: LocalAnswer = LocalAnswer::new(504, "upstream_timeout", "Upstream timed out").retry_after(2);
+
+/// The 429 for a budget refusal, with why and when to come back.
+fn throttled(reason: RefusalReason, retry_after_secs: u64) -> LocalAnswer {
+    let (code, message) = match reason {
+        RefusalReason::TenantLimit => (
+            "tenant_limit",
+            "Your plan's request rate is used up; retry after the indicated time",
+        ),
+        RefusalReason::TenantQueueCap => (
+            "tenant_queue_full",
+            "Too many of your requests are already waiting; retry later",
+        ),
+        RefusalReason::Paused => (
+            "upstream_pushback",
+            "Ajax asked the gateway to slow down; retry after the indicated time",
+        ),
+        _ => (
+            "queue_full",
+            "The upstream budget is fully booked; retry after the indicated time",
+        ),
+    };
+    LocalAnswer::new(429, code, message).retry_after(retry_after_secs.max(1))
+}
 
 /// Outcome of the request filter.
 pub enum Filter {
@@ -60,6 +88,8 @@ pub enum Decision {
     RefusedShield,
     RefusedAuth,
     RefusedAuthz,
+    Throttled,
+    ClientGone,
     Unavailable,
     UpstreamError,
 }
@@ -73,6 +103,8 @@ impl Decision {
             Self::RefusedShield => "refused_shield",
             Self::RefusedAuth => "refused_auth",
             Self::RefusedAuthz => "refused_authz",
+            Self::Throttled => "throttled",
+            Self::ClientGone => "client_gone",
             Self::Unavailable => "unavailable",
             Self::UpstreamError => "upstream_error",
         }
@@ -94,6 +126,14 @@ pub struct RequestCtx {
     pub retry_with_new_session: bool,
     /// The one retry after a refresh has been used.
     pub refreshed_once: bool,
+    /// The one retry after an Ajax pushback has been used.
+    pub pushed_back_once: bool,
+    /// `Retry-After` for an answer made after the request was forwarded (pushback).
+    pub retry_after_secs: Option<u64>,
+    /// Budget hints for the client, once a slot was granted.
+    pub hints: Option<Hints>,
+    /// The answer is small and successful: look at its body for Ajax's "limit exceeded" message.
+    pub watch_limit_body: bool,
 }
 
 /// The gateway: everything the phases need, shared by all requests.
@@ -115,6 +155,54 @@ fn unix_now() -> i64 {
 }
 
 impl Gateway {
+    /// After a pushback: the budget is paused (every instance); the request is sent once more at
+    /// its new slot if that is within the wait bound, else answered 429 with `Retry-After`.
+    async fn after_pushback(
+        &self,
+        session: &mut Session,
+        pause: std::time::Duration,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        crate::pause::pause_budget(&self.admission.throttle, &self.admission.redis, pause).await;
+        let lane = lane_of(ctx.class.unwrap_or(RouteClass::Read));
+        let decision = if ctx.pushed_back_once {
+            None
+        } else {
+            ctx.pushed_back_once = true;
+            crate::pause::reserve_plain(
+                &self.admission.throttle,
+                &self.admission.redis,
+                ReserveRequest::new(lane),
+            )
+            .await
+        };
+        match decision {
+            Some(BudgetDecision::Granted(slot)) => {
+                if queue::wait_for_slot(session, lane, slot.wait_duration(), &self.metrics).await == Waited::ClientGone
+                {
+                    ctx.decision = Decision::ClientGone;
+                    return Err(Error::explain(
+                        ErrorType::ConnectionClosed,
+                        "client left while waiting after pushback",
+                    ));
+                }
+                ctx.retry_with_new_session = true;
+                Err(Error::explain(
+                    ErrorType::HTTPStatus(429),
+                    "ajax pushed back; sending again at the new slot",
+                ))
+            }
+            Some(BudgetDecision::Refused { retry_after_secs, .. }) => {
+                ctx.retry_after_secs = Some(retry_after_secs);
+                Err(Error::explain(ErrorType::HTTPStatus(429), "ajax pushed back"))
+            }
+            None => {
+                ctx.retry_after_secs = Some(pause.as_secs().max(1));
+                Err(Error::explain(ErrorType::HTTPStatus(429), "ajax pushed back again"))
+            }
+        }
+    }
+
     async fn refuse(
         &self,
         session: &mut Session,
@@ -177,16 +265,34 @@ impl Gateway {
             return self.refuse(session, ctx, Decision::RefusedAuthz, &NOT_YOURS).await;
         }
 
-        match self.admission.admit(&claims, unix_now()).await {
-            Ok(ajax_session) => ctx.ajax_session = Some(ajax_session),
+        let class = admitted.route.class;
+        let admitted = match self.admission.admit(&claims, class, unix_now()).await {
+            Ok(admitted) => admitted,
             Err(Refusal::Revoked | Refusal::NoSession) => {
                 return self.refuse(session, ctx, Decision::RefusedAuth, &TOKEN_REVOKED).await;
+            }
+            Err(Refusal::Throttled {
+                reason,
+                retry_after_secs,
+            }) => {
+                let answer = throttled(reason, retry_after_secs);
+                return self.refuse(session, ctx, Decision::Throttled, &answer).await;
             }
             Err(Refusal::Unavailable) => {
                 return self
                     .refuse(session, ctx, Decision::Unavailable, &STATE_UNAVAILABLE)
                     .await;
             }
+        };
+        ctx.hints = Some(Hints::of(self.admission.throttle.limit(), &admitted.reservation));
+        ctx.ajax_session = Some(admitted.session);
+        let wait = admitted.reservation.wait_duration();
+        if queue::wait_for_slot(session, lane_of(class), wait, &self.metrics).await == Waited::ClientGone {
+            ctx.decision = Decision::ClientGone;
+            return Err(Error::explain(
+                ErrorType::ConnectionClosed,
+                "client left while waiting for its slot",
+            ));
         }
         ctx.user_id = Some(claims.sub.clone());
         ctx.target = Some(Target::Ajax);
@@ -220,6 +326,10 @@ impl ProxyHttp for Gateway {
             upstream_started: None,
             retry_with_new_session: false,
             refreshed_once: false,
+            pushed_back_once: false,
+            retry_after_secs: None,
+            hints: None,
+            watch_limit_body: false,
         }
     }
 
@@ -273,15 +383,25 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    /// An Ajax 401 means the user's Ajax session died early: refresh it (single-flight) and send the
-    /// request once more. Anything else passes through.
+    /// Ajax's answer, before anything reaches the client: a pushback pauses the whole budget and
+    /// the request is sent once more when its new slot is within the wait bound (else 429 with
+    /// `Retry-After`); a 401 means the user's Ajax session died early, so it is refreshed
+    /// (single-flight) and the request sent once more. Anything else passes through.
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if resp.status.as_u16() != 401 || ctx.target != Some(Target::Ajax) || ctx.refreshed_once {
+        if ctx.target != Some(Target::Ajax) {
+            return Ok(());
+        }
+        if let Some(pause) = pushback::pause_asked(resp) {
+            self.metrics.pushbacks.with_label_values(&["status"]).inc();
+            return self.after_pushback(session, pause, ctx).await;
+        }
+        ctx.watch_limit_body = pushback::may_be_limit_body(resp);
+        if resp.status.as_u16() != 401 || ctx.refreshed_once {
             return Ok(());
         }
         let (Some(user), Some(stale)) = (ctx.user_id.clone(), ctx.ajax_session.clone()) else {
@@ -299,11 +419,35 @@ impl ProxyHttp for Gateway {
             }
             // The session is over: the client sees Ajax's 401 and logs in again.
             Err(Refusal::NoSession | Refusal::Revoked) => Ok(()),
-            Err(Refusal::Unavailable) => Err(Error::explain(
+            Err(Refusal::Unavailable | Refusal::Throttled { .. }) => Err(Error::explain(
                 ErrorType::HTTPStatus(503),
                 "ajax session refresh unavailable",
             )),
         }
+    }
+
+    /// Ajax's "limit exceeded" message inside a 200: pause the budget at once (the answer itself
+    /// is already on its way to the client).
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if !ctx.watch_limit_body {
+            return Ok(None);
+        }
+        ctx.watch_limit_body = false;
+        if body.as_deref().is_some_and(pushback::body_says_limit) {
+            self.metrics.pushbacks.with_label_values(&["body"]).inc();
+            let throttle = self.admission.throttle.clone();
+            let redis = self.admission.redis.clone();
+            tokio::spawn(async move {
+                crate::pause::pause_budget(&throttle, &redis, crate::throttle::DEFAULT_PUSHBACK).await
+            });
+        }
+        Ok(None)
     }
 
     /// Retries exactly the request whose Ajax session was just refreshed (Ajax did not run it: it
@@ -334,6 +478,12 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(hints) = ctx.hints {
+            resp.insert_header("ratelimit-limit", hints.limit.to_string())?;
+            resp.insert_header("ratelimit-remaining", hints.remaining.to_string())?;
+            resp.insert_header("ratelimit-reset", hints.reset_secs.to_string())?;
+            resp.insert_header("x-suggested-interval", hints.suggested_interval_secs.to_string())?;
+        }
         if let (Some(started), Some(target)) = (ctx.upstream_started.take(), ctx.target) {
             let label = match target {
                 Target::Ajax => "ajax",
@@ -349,10 +499,21 @@ impl ProxyHttp for Gateway {
 
     /// Answers upstream failures in Ajax's shape (502/504, never 500), keeping the connection.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
-        ctx.decision = Decision::UpstreamError;
+        let pushed_back;
         let answer = match e.etype() {
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => &UPSTREAM_TIMEOUT,
+            ErrorType::HTTPStatus(429) => {
+                pushed_back = throttled(RefusalReason::Paused, ctx.retry_after_secs.unwrap_or(1));
+                &pushed_back
+            }
+            ErrorType::HTTPStatus(503) => &STATE_UNAVAILABLE,
+            ErrorType::HTTPStatus(401) => &TOKEN_REVOKED,
             _ => &UPSTREAM_UNAVAILABLE,
+        };
+        ctx.decision = if answer.status == 429 {
+            Decision::Throttled
+        } else {
+            Decision::UpstreamError
         };
         let downstream_gone = matches!(e.esource(), ErrorSource::Downstream);
         if downstream_gone || session.response_written().is_some() {

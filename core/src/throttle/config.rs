@@ -390,3 +390,59 @@ mod tests {
         assert!(plan.window_bound() <= 25.0 + 1e-9);
     }
 }
+
+impl BudgetConfig {
+    /// The budget as configured by environment variables (every process sharing the budget must
+    /// read the same values): `ASF_GLOBAL_RATE` (default `100/60s`), `ASF_GLOBAL_BURST` (3),
+    /// `ASF_QUEUE_MAX_WAIT` (`20s`), `ASF_COMMAND_SHARE_PCT` (20), `ASF_ACCOUNT_SHARE_PCT` (10).
+    /// The error names the variable at fault.
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let rate_text = lookup("ASF_GLOBAL_RATE").unwrap_or_else(|| "100/60s".into());
+        let rate = RateSpec::parse(&rate_text).map_err(|e| format!("ASF_GLOBAL_RATE: {e}"))?;
+        let mut config = Self::new(rate);
+        if let Some(burst) = lookup("ASF_GLOBAL_BURST") {
+            config.burst = burst
+                .parse()
+                .map_err(|_| format!("ASF_GLOBAL_BURST: {burst:?} is not a number"))?;
+        }
+        if let Some(wait) = lookup("ASF_QUEUE_MAX_WAIT") {
+            config.max_wait = super::spec::parse_duration(&wait).map_err(|e| format!("ASF_QUEUE_MAX_WAIT: {e}"))?;
+        }
+        let pct = |name: &str, default: u8| -> Result<u8, String> {
+            lookup(name).map_or(Ok(default), |v| {
+                v.parse().map_err(|_| format!("{name}: {v:?} is not a percentage"))
+            })
+        };
+        config.shares.command_pct = pct("ASF_COMMAND_SHARE_PCT", config.shares.command_pct)?;
+        config.shares.account_pct = pct("ASF_ACCOUNT_SHARE_PCT", config.shares.account_pct)?;
+        BudgetPlan::shared(&config).map_err(|e| format!("global budget: {e}"))?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    #[test]
+    fn budget_settings_come_from_the_environment_with_defaults() {
+        let config = BudgetConfig::from_env(|_| None).expect("defaults");
+        assert_eq!(config.rate.limit(), 100);
+        assert_eq!(config.max_wait, DEFAULT_MAX_WAIT);
+        let custom = BudgetConfig::from_env(|name| match name {
+            "ASF_GLOBAL_RATE" => Some("20/2s".into()),
+            "ASF_QUEUE_MAX_WAIT" => Some("3s".into()),
+            "ASF_COMMAND_SHARE_PCT" => Some("30".into()),
+            _ => None,
+        })
+        .expect("custom");
+        assert_eq!(
+            (custom.rate.limit(), custom.max_wait, custom.shares.command_pct),
+            (20, Duration::from_secs(3), 30)
+        );
+        let bad = BudgetConfig::from_env(|name| (name == "ASF_GLOBAL_RATE").then(|| "lots".into()));
+        assert!(bad.expect_err("bad rate").contains("ASF_GLOBAL_RATE"));
+        let bad = BudgetConfig::from_env(|name| (name == "ASF_COMMAND_SHARE_PCT").then(|| "95".into()));
+        assert!(bad.expect_err("bad shares").contains("share"));
+    }
+}

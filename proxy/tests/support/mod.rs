@@ -24,6 +24,15 @@ use sha2::Digest;
 pub const API_KEY: &str = "test-company-key-5f1c";
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
+/// A budget so large it never throttles: for tests of everything but the throttle (a test of the
+/// throttle passes its own values, which win).
+pub const GENEROUS_BUDGET: &[(&str, &str)] = &[
+    ("ASF_GLOBAL_RATE", "600000/60s"),
+    ("ASF_TENANT_RATE_PER_MINUTE", "600000"),
+    ("ASF_TENANT_BURST", "1000"),
+    ("ASF_TENANT_MAX_QUEUED", "1000"),
+];
+
 /// A child process killed when dropped.
 pub struct Proc(pub Child);
 
@@ -282,6 +291,7 @@ impl ControlPlane {
     pub async fn start_with(ajax_url: &str, shared: &Shared, port: u16, env: &[(&str, &str)]) -> ControlPlane {
         let database_url = fresh_database();
         let child = Command::new(binary("asf-control"))
+            .envs(GENEROUS_BUDGET.iter().copied())
             .envs(env.iter().copied())
             .args([
                 "--config",
@@ -341,6 +351,7 @@ impl Proxy {
                 "ASF_CONTROL_PLANE_URL",
                 format!("http://127.0.0.1:{}", options.jwks_port),
             )
+            .envs(GENEROUS_BUDGET.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         for (name, value) in &options.extra_env {
@@ -458,6 +469,7 @@ impl System {
     pub fn control(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary("asf-control"));
         command
+            .envs(GENEROUS_BUDGET.iter().copied())
             .args([
                 "--config",
                 concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/control-plane.yaml"),

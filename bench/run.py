@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""Benchmarks asf-proxy side by side with nginx on the same static upstream, in one run.
+
+Scenarios (same load generator, same upstream, same machine, same run):
+  1. direct      wrk -> nginx static JSON (the ceiling)
+  2. nginx       wrk -> nginx reverse proxy (proxy_pass, upstream keepalive) -> static JSON (the peer)
+  3. asf-proxy   wrk -> asf-proxy full pipeline (valid token, shield, authorization, one Redis
+                 round trip, token swap) -> static JSON
+  4. 401         asf-proxy answering a bad token vs nginx answering a static 401
+  5. queue       many concurrent requests held waiting for budget slots (needs the global budget)
+
+Writes bench/RESULTS.md (full mode) or bench/out/RESULTS-quick.md (quick mode).
+Usage: bench/run.py [--quick] [--duration SECS] [--connections N]
+"""
+import argparse
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+HS256_SECRET = "bench-hs256-secret-of-at-least-32-bytes!!"
+UID = "0000BE01"
+UPSTREAM_BODY = '[{"hubBindingRole":"MASTER","hubId":"0001A001"}]'
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listening on {port}")
+
+
+def nginx_conf(static_port, proxy_port, refuse_port):
+    return f"""
+worker_processes 1;
+pid {OUT}/nginx.pid;
+error_log {OUT}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    upstream static_upstream {{ server 127.0.0.1:{static_port}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{static_port};
+        location / {{ default_type application/json; return 200 '{UPSTREAM_BODY}'; }}
+    }}
+    server {{
+        listen 127.0.0.1:{proxy_port};
+        location / {{
+            proxy_pass http://static_upstream;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+    server {{
+        listen 127.0.0.1:{refuse_port};
+        location / {{ default_type application/json; return 401 '{{"message":"Session token is invalid","messageId":"x","errors":[]}}'; }}
+    }}
+}}
+"""
+
+
+class Run:
+    """Starts and stops everything of one benchmark run."""
+
+    def __init__(self, profile):
+        self.procs = []
+        self.bin = ROOT / "target" / profile
+        self.profile = profile
+
+    def start(self, args, env=None, log=None):
+        stream = open(OUT / log, "w") if log else subprocess.DEVNULL
+        proc = subprocess.Popen(args, env=env, stdout=stream, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self):
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process (and its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def rss_mb(pid, field="VmRSS"):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def redis_calls():
+    out = subprocess.run(["redis-cli", "info", "commandstats"], capture_output=True, text=True, check=True).stdout
+    return sum(int(m) for m in re.findall(r"calls=(\d+)", out))
+
+
+def redis_round_trips():
+    """Requests Redis answered (a pipeline of several commands is one round trip but several calls)."""
+    out = subprocess.run(["redis-cli", "info", "stats"], capture_output=True, text=True, check=True).stdout
+    match = re.search(r"total_commands_processed:(\d+)", out)
+    return int(match.group(1)) if match else 0
+
+
+def parse_duration_ms(text):
+    number = float(re.match(r"[\d.]+", text).group(0))
+    unit = text[len(re.match(r"[\d.]+", text).group(0)):]
+    return number * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}.get(unit, 1.0)
+
+
+def wrk(url, duration, connections, headers=(), pid=None):
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
+    for header in headers:
+        args += ["-H", header]
+    cpu_before = cpu_seconds(pid) if pid else 0.0
+    out = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
+    cpu_after = cpu_seconds(pid) if pid else 0.0
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    p50 = parse_duration_ms(re.search(r"50%\s+(\S+)", out).group(1))
+    p99 = parse_duration_ms(re.search(r"99%\s+(\S+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    cpu_us = (cpu_after - cpu_before) / total * 1e6 if pid and total else None
+    return {"rps": rps, "total": total, "p50": p50, "p99": p99, "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "errors": errors.group(1) if errors else "", "cpu_us": cpu_us}
+
+
+def status_of(url, headers):
+    args = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"]
+    for header in headers:
+        args += ["-H", header]
+    return subprocess.run(args + [url], capture_output=True, text=True).stdout.strip()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="a few seconds per scenario, debug build")
+    parser.add_argument("--duration", type=int, default=None)
+    parser.add_argument("--connections", type=int, default=32)
+    options = parser.parse_args()
+    duration = options.duration or (2 if options.quick else 15)
+    profile = "debug" if options.quick else "release"
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    build = ["cargo", "build", "--workspace", "--bins", "--examples", "--locked"]
+    if profile == "release":
+        build.append("--release")
+    subprocess.run(build, cwd=ROOT, check=True)
+
+    run = Run(profile)
+    try:
+        static_port, nginx_port, refuse_port = free_port(), free_port(), free_port()
+        (OUT / "nginx.conf").write_text(nginx_conf(static_port, nginx_port, refuse_port))
+        nginx = run.start(["nginx", "-c", str(OUT / "nginx.conf"), "-g", "daemon off;"], log="nginx.log")
+        for port in (static_port, nginx_port, refuse_port):
+            wait_port(port)
+
+        prefix = f"bench-{os.getpid()}"
+        secrets = base64.b64encode(os.urandom(32)).decode()
+        env = dict(os.environ, REDIS_URL="redis://127.0.0.1:6379", ASF_REDIS_PREFIX=prefix,
+                   ASF_SECRETS_KEY=secrets, ASF_JWT_HS256_SECRET=HS256_SECRET, BENCH_AJAX_USER_ID=UID)
+        fixture = subprocess.run([str(run.bin / "examples" / "bench_fixture")], env=env, capture_output=True,
+                                 text=True, check=True)
+        token = json.loads(fixture.stdout)["token"]
+
+        proxy_port, metrics_port = free_port(), free_port()
+        proxy_env = dict(env, AJAX_API_URL=f"http://127.0.0.1:{static_port}", AJAX_API_KEY="bench-company-key",
+                         ASF_PROXY_LISTEN=f"127.0.0.1:{proxy_port}",
+                         ASF_PROXY_METRICS_LISTEN=f"127.0.0.1:{metrics_port}", ASF_JWT_MODE="hs256",
+                         ASF_GLOBAL_RATE="100000000/1s", RUST_LOG="warn")
+        proxy = run.start([str(run.bin / "asf-proxy"), "-c", str(ROOT / "conf" / "proxy.yaml")], env=proxy_env,
+                          log="proxy.log")
+        wait_port(proxy_port)
+
+        path = f"/api/user/{UID}/hubs"
+        auth = [f"X-Session-Token: {token}"]
+        # Sanity: every scenario answers what it should before it is measured.
+        checks = {
+            "direct": status_of(f"http://127.0.0.1:{static_port}{path}", []),
+            "nginx": status_of(f"http://127.0.0.1:{nginx_port}{path}", []),
+            "asf-proxy": status_of(f"http://127.0.0.1:{proxy_port}{path}", auth),
+            "asf-proxy 401": status_of(f"http://127.0.0.1:{proxy_port}{path}", ["X-Session-Token: bad"]),
+            "nginx 401": status_of(f"http://127.0.0.1:{refuse_port}{path}", []),
+        }
+        expected = {"direct": "200", "nginx": "200", "asf-proxy": "200", "asf-proxy 401": "401", "nginx 401": "401"}
+        if checks != expected:
+            raise SystemExit(f"scenario sanity check failed: {checks}")
+
+        c = options.connections
+        results = {}
+        results["direct"] = wrk(f"http://127.0.0.1:{static_port}{path}", duration, c, pid=nginx.pid)
+        results["nginx"] = wrk(f"http://127.0.0.1:{nginx_port}{path}", duration, c, pid=nginx.pid)
+        calls_before, trips_before = redis_calls(), redis_round_trips()
+        results["asf-proxy"] = wrk(f"http://127.0.0.1:{proxy_port}{path}", duration, c, auth, pid=proxy.pid)
+        calls_after, trips_after = redis_calls(), redis_round_trips()
+        results["nginx 401"] = wrk(f"http://127.0.0.1:{refuse_port}{path}", duration, c, pid=nginx.pid)
+        results["asf-proxy 401"] = wrk(f"http://127.0.0.1:{proxy_port}{path}", duration, c,
+                                       ["X-Session-Token: bad"], pid=proxy.pid)
+        proxied = results["asf-proxy"]["total"]
+        redis_per_request = (calls_after - calls_before) / proxied if proxied else 0
+        proxy_rss = rss_mb(proxy.pid, "VmHWM")
+    finally:
+        run.stop()
+
+    write_results(options.quick, duration, c, results, redis_per_request, proxy_rss)
+
+
+def versions():
+    def first_line(args):
+        try:
+            out = subprocess.run(args, capture_output=True, text=True)
+            return (out.stdout or out.stderr).strip().splitlines()[0]
+        except (OSError, IndexError):
+            return "unknown"
+    return {"rustc": first_line(["rustc", "--version"]), "nginx": first_line(["nginx", "-v"]),
+            "wrk": first_line(["wrk", "--version"]), "redis": first_line(["redis-server", "--version"])}
+
+
+def write_results(quick, duration, connections, results, redis_per_request, proxy_rss):
+    nginx, proxy = results["nginx"], results["asf-proxy"]
+    lines = [
+        "# Benchmark results" + (" (quick mode: harness check, not a measurement)" if quick else ""),
+        "",
+        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {os.cpu_count()} cores, {platform_memory()} GiB; everything on 127.0.0.1",
+        f"- load: wrk -t1 -c{connections} -d{duration}s per scenario, same run, same static nginx upstream",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()),
+        "",
+        "| scenario | req/s | p50 ms | p99 ms | CPU µs/req (server) | non-2xx | socket errors |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, r in results.items():
+        cpu = f"{r['cpu_us']:.1f}" if r["cpu_us"] is not None else "-"
+        lines.append(f"| {name} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {cpu} | {r['non2xx']} | "
+                     f"{r['errors'] or '-'} |")
+    lines += [
+        "",
+        "| ratio | value | bar |",
+        "|---|---:|---|",
+        f"| asf-proxy / nginx proxy throughput | {proxy['rps'] / nginx['rps']:.2f} | ≥ 0.80 |",
+        f"| asf-proxy p99 / nginx p99 | {proxy['p99'] / nginx['p99']:.2f} | ≤ 1.00 |",
+        f"| asf-proxy 401 / nginx static 401 | {results['asf-proxy 401']['rps'] / results['nginx 401']['rps']:.2f} | ≥ 1.00 |",
+        f"| Redis commands per proxied request | {redis_per_request:.2f} | one round trip |",
+        f"| asf-proxy peak RSS (MB) | {proxy_rss:.1f} | |",
+        "",
+        "CPU µs/req is the server process's user+system time during the scenario divided by requests.",
+        "nginx serves scenarios 1, 2 and its 401 from one worker process; wrk and every server share the",
+        "same 2 cores, so read the ratios, not the absolute numbers.",
+    ]
+    target = OUT / "RESULTS-quick.md" if quick else ROOT / "bench" / "RESULTS.md"
+    target.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"\nwritten to {target}")
+
+
+def platform_memory():
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return round(int(line.split()[1]) / 1024 / 1024)
+    return "?"
+
+
+if __name__ == "__main__":
+    if shutil.which("wrk") is None or shutil.which("nginx") is None:
+        sys.exit("bench needs wrk and nginx (apt-get install wrk nginx-light)")
+    main()
