@@ -32,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/users/{id}/unsuspend", post(unsuspend))
         .route("/v1/admin/users/{id}/tenant", post(move_user))
         .route("/v1/admin/tenants", post(create_tenant))
+        .route("/v1/admin/throttle", get(crate::throttle_view::throttle))
 }
 
 async fn me(State(state): State<AppState>, current: CurrentUser) -> Result<impl IntoResponse, ApiError> {

@@ -47,6 +47,22 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The machine-readable reason, in `errors[0].code`.
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Unprocessable(_) => "invalid_value",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::TooManyRequests { .. } => "too_many_requests",
+            Self::BadGateway => "upstream_unavailable",
+            Self::Unavailable { .. } => "unavailable",
+            Self::GatewayTimeout => "upstream_timeout",
+            Self::Internal(_) => "internal",
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -97,7 +113,7 @@ impl IntoResponse for ApiError {
                 tracing::error!(message_id = %body.message_id, error = ?e, "internal error");
                 body
             }
-            other => ErrorBody::new(other.to_string()),
+            other => ErrorBody::new(other.to_string()).with_code(other.code()),
         };
         let retry_after = match &self {
             Self::Unavailable { retry_after_secs, .. } | Self::TooManyRequests { retry_after_secs, .. } => {

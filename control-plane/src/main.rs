@@ -13,6 +13,7 @@ mod sessions;
 mod settings;
 mod signing;
 mod state;
+mod throttle_view;
 mod worker;
 
 use std::collections::HashMap;

@@ -82,11 +82,11 @@ fn run(opt: Opt, server_conf: ServerConf, config: ProxyConfig) -> anyhow::Result
     let metrics = Metrics::new().context("metrics")?;
     let keys = match &config.auth.mode {
         AuthMode::Hs256 { secret } => KeySource::Hs256(DecodingKey::from_secret(secret).context("HS256 secret")?),
-        AuthMode::EdDsa { jwks_url } => KeySource::Jwks(JwksCache::new(
+        AuthMode::EdDsa { jwks_url } => KeySource::Jwks(Box::new(JwksCache::new(
             jwks_url.clone(),
             config.auth.jwks_min_refetch,
             metrics.clone(),
-        )),
+        ))),
     };
     let verifier = Arc::new(Verifier::new(keys, &config.auth));
     let keyspace = Keyspace::new(config.redis_prefix.clone());

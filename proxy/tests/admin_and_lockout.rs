@@ -331,3 +331,53 @@ async fn the_worker_refreshes_an_active_users_session_before_it_expires() {
         200
     );
 }
+
+#[tokio::test]
+async fn admins_see_the_global_budget_and_the_busiest_tenants() {
+    let s = System::start(&[]).await;
+    let (token, uid) = logged_in(&s, "demo@example.com").await;
+    for _ in 0..3 {
+        let status = client()
+            .get(format!("{}/api/user/{uid}/hubs", s.proxy.url))
+            .header("x-session-token", &token)
+            .send()
+            .await;
+        assert_eq!(status.expect("req").status(), 200);
+    }
+    let admin = admin_token(&s).await;
+    let url = format!("{}/v1/admin/throttle", s.control.url);
+    assert_eq!(
+        client()
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("req")
+            .status(),
+        403
+    );
+    let view: Value = client()
+        .get(&url)
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(view["limit"], 600000, "{view}");
+    assert_eq!(view["lanes"].as_array().map(Vec::len), Some(3), "{view}");
+    assert!(view["granted_in_window"].as_u64().expect("granted") >= 3, "{view}");
+    let me: Value = client()
+        .get(format!("{}/v1/me", s.control.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
+    let top = &view["top_tenants"][0];
+    assert_eq!(top["tenant_id"], me["tenant"]["id"], "{view}");
+    assert_eq!(top["requests"], 3, "{view}");
+}

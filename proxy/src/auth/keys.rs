@@ -26,7 +26,7 @@ pub enum KeyLookup {
 /// Where verification keys come from.
 pub enum KeySource {
     Hs256(DecodingKey),
-    Jwks(JwksCache),
+    Jwks(Box<JwksCache>),
 }
 
 impl KeySource {

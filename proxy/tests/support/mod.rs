@@ -231,6 +231,7 @@ pub struct Proxy {
     pub metrics_url: String,
     pub keys: Keyspace,
     pub secrets: SecretsKey,
+    pub redis_url: String,
     _proc: Proc,
 }
 
@@ -360,11 +361,17 @@ impl Proxy {
         let child = command.spawn().expect("spawn asf-proxy");
         let proc = Proc(child);
         wait_for_port(format!("127.0.0.1:{port}").parse().expect("addr")).await;
+        let redis_url = options
+            .extra_env
+            .iter()
+            .find(|(name, _)| *name == "REDIS_URL")
+            .map_or(REDIS_URL.to_owned(), |(_, v)| v.clone());
         Proxy {
             url: format!("http://127.0.0.1:{port}"),
             metrics_url: format!("http://127.0.0.1:{metrics_port}/metrics"),
             keys: Keyspace::new(prefix),
             secrets: SecretsKey::from_base64(&secrets_b64).expect("key"),
+            redis_url,
             _proc: proc,
         }
     }
@@ -380,7 +387,7 @@ impl Proxy {
         };
         let key = self.keys.ajax_session(sub);
         let sealed = session.seal(&self.secrets, &key);
-        let mut redis = redis_connection().await;
+        let mut redis = redis_connection_to(&self.redis_url).await;
         redis::cmd("SET")
             .arg(&key)
             .arg(sealed)
@@ -393,7 +400,11 @@ impl Proxy {
 }
 
 pub async fn redis_connection() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(REDIS_URL)
+    redis_connection_to(REDIS_URL).await
+}
+
+pub async fn redis_connection_to(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
         .expect("client")
         .get_multiplexed_async_connection()
         .await
@@ -447,14 +458,22 @@ pub struct System {
 impl System {
     /// Starts everything; `control_env` adds environment variables for asf-control.
     pub async fn start(control_env: &[(&str, &str)]) -> System {
-        let sim = Sim::start(&[]).await;
+        Self::start_with(&[], control_env, &[]).await
+    }
+
+    /// Starts everything with extra ajax-sim arguments and extra environment for asf-control and
+    /// asf-proxy (`both_env` goes to both).
+    pub async fn start_with(sim_args: &[&str], control_env: &[(&str, &str)], both_env: &[(&str, &str)]) -> System {
+        let sim = Sim::start(sim_args).await;
         let shared = Shared::new();
         let control_port = free_port();
-        let control = ControlPlane::start_with(&sim.url, &shared, control_port, control_env).await;
+        let control_env: Vec<(&str, &str)> = both_env.iter().chain(control_env).copied().collect();
+        let control = ControlPlane::start_with(&sim.url, &shared, control_port, &control_env).await;
+        let extra_env = both_env.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
         let options = ProxyOptions {
             ajax_url: &sim.url,
             jwks_port: control_port,
-            extra_env: vec![],
+            extra_env,
         };
         let proxy = Proxy::start_shared(options, shared.clone()).await;
         System {
@@ -509,4 +528,51 @@ pub async fn logged_in(system: &System, email: &str) -> (String, String) {
         pair["sessionToken"].as_str().expect("token").to_owned(),
         pair["userId"].as_str().expect("uid").to_owned(),
     )
+}
+
+/// A Redis server of one test's own, on a free port, that the test may stop and start again.
+pub struct OwnRedis {
+    pub port: u16,
+    proc: Option<Proc>,
+}
+
+impl OwnRedis {
+    pub async fn start() -> OwnRedis {
+        let mut redis = OwnRedis {
+            port: free_port(),
+            proc: None,
+        };
+        redis.resume().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on the same port.
+    pub async fn resume(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        self.proc = Some(Proc(child));
+        wait_for_port(format!("127.0.0.1:{}", self.port).parse().expect("addr")).await;
+    }
+
+    /// Kills the server, as a crash would.
+    pub fn stop(&mut self) {
+        self.proc = None;
+    }
 }
