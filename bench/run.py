@@ -120,15 +120,9 @@ def rss_mb(pid, field="VmRSS"):
 
 
 def redis_calls():
+    """Calls per command name (commands run inside a script count too)."""
     out = subprocess.run(["redis-cli", "info", "commandstats"], capture_output=True, text=True, check=True).stdout
-    return sum(int(m) for m in re.findall(r"calls=(\d+)", out))
-
-
-def redis_round_trips():
-    """Requests Redis answered (a pipeline of several commands is one round trip but several calls)."""
-    out = subprocess.run(["redis-cli", "info", "stats"], capture_output=True, text=True, check=True).stdout
-    match = re.search(r"total_commands_processed:(\d+)", out)
-    return int(match.group(1)) if match else 0
+    return {name: int(calls) for name, calls in re.findall(r"cmdstat_(\w+):calls=(\d+)", out)}
 
 
 def parse_duration_ms(text):
@@ -153,6 +147,61 @@ def wrk(url, duration, connections, headers=(), pid=None):
     cpu_us = (cpu_after - cpu_before) / total * 1e6 if pid and total else None
     return {"rps": rps, "total": total, "p50": p50, "p99": p99, "non2xx": int(non2xx.group(1)) if non2xx else 0,
             "errors": errors.group(1) if errors else "", "cpu_us": cpu_us}
+
+
+async def _hold_queue(port, path, token, count, spacing_s):
+    """Opens `count` connections, sends one request on each in order, and records completion order."""
+    import asyncio
+
+    done = []
+    statuses = {}
+
+    async def one(index):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET {path} HTTP/1.1\r\nhost: bench\r\nx-session-token: {token}\r\n"
+                     f"connection: close\r\n\r\n".encode())
+        await writer.drain()
+        data = await reader.read()
+        writer.close()
+        status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
+        statuses[index] = status
+        done.append(index)
+
+    tasks = []
+    for index in range(count):
+        tasks.append(asyncio.create_task(one(index)))
+        await asyncio.sleep(spacing_s)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    errors = [r for r in results if isinstance(r, Exception)]
+    return done, statuses, errors
+
+
+def hold_queue(port, path, token, count, proxy_pid, spacing_s):
+    """Scenario 5: `count` concurrent requests waiting for budget slots."""
+    import asyncio
+    import threading
+
+    peak = {"rss": 0.0}
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak["rss"] = max(peak["rss"], rss_mb(proxy_pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.time()
+    done, statuses, errors = asyncio.run(_hold_queue(port, path, token, count, spacing_s))
+    elapsed = time.time() - started
+    stop.set()
+    sampler.join()
+    served = sum(1 for s in statuses.values() if s == 200)
+    # Served in slot order: completion order against send order (slots are granted in arrival order).
+    in_order = sum(1 for a, b in zip(done, done[1:]) if a < b)
+    order = in_order / max(1, len(done) - 1)
+    return {"count": count, "served": served, "other": len(statuses) - served, "errors": len(errors),
+            "seconds": elapsed, "peak_rss_mb": peak["rss"], "in_order": order}
 
 
 def status_of(url, headers):
@@ -197,7 +246,11 @@ def main():
         proxy_env = dict(env, AJAX_API_URL=f"http://127.0.0.1:{static_port}", AJAX_API_KEY="bench-company-key",
                          ASF_PROXY_LISTEN=f"127.0.0.1:{proxy_port}",
                          ASF_PROXY_METRICS_LISTEN=f"127.0.0.1:{metrics_port}", ASF_JWT_MODE="hs256",
-                         ASF_GLOBAL_RATE="100000000/1s", RUST_LOG="warn")
+                         # A budget (and tenant quota) so large that it never throttles: every
+                         # request still makes its reservation round trip.
+                         ASF_GLOBAL_RATE="1000000000/1s", ASF_GLOBAL_BURST="100000000",
+                         ASF_TENANT_RATE_PER_MINUTE="4000000000", ASF_TENANT_BURST="4000000000",
+                         ASF_TENANT_MAX_QUEUED="100000", RUST_LOG="warn")
         proxy = run.start([str(run.bin / "asf-proxy"), "-c", str(ROOT / "conf" / "proxy.yaml")], env=proxy_env,
                           log="proxy.log")
         wait_port(proxy_port)
@@ -220,19 +273,38 @@ def main():
         results = {}
         results["direct"] = wrk(f"http://127.0.0.1:{static_port}{path}", duration, c, pid=nginx.pid)
         results["nginx"] = wrk(f"http://127.0.0.1:{nginx_port}{path}", duration, c, pid=nginx.pid)
-        calls_before, trips_before = redis_calls(), redis_round_trips()
+        calls_before = redis_calls()
         results["asf-proxy"] = wrk(f"http://127.0.0.1:{proxy_port}{path}", duration, c, auth, pid=proxy.pid)
-        calls_after, trips_after = redis_calls(), redis_round_trips()
+        calls_after = redis_calls()
         results["nginx 401"] = wrk(f"http://127.0.0.1:{refuse_port}{path}", duration, c, pid=nginx.pid)
         results["asf-proxy 401"] = wrk(f"http://127.0.0.1:{proxy_port}{path}", duration, c,
                                        ["X-Session-Token: bad"], pid=proxy.pid)
         proxied = results["asf-proxy"]["total"]
-        redis_per_request = (calls_after - calls_before) / proxied if proxied else 0
+        delta = {name: calls_after.get(name, 0) - calls_before.get(name, 0) for name in calls_after}
+        redis_per_request = {name: n / proxied for name, n in sorted(delta.items()) if n and proxied}
         proxy_rss = rss_mb(proxy.pid, "VmHWM")
+        proxy.send_signal(signal.SIGINT)
+        proxy.wait(timeout=15)
+
+        # Scenario 5: a budget that queues (queue_count requests spread over ~20 s of slots).
+        queue_count = 1000 if options.quick else 10000
+        queue_rate = f"{queue_count // 20}/1s"
+        queue_env = dict(proxy_env, ASF_GLOBAL_RATE=queue_rate, ASF_GLOBAL_BURST="3", ASF_QUEUE_MAX_WAIT="40s",
+                         ASF_TENANT_RATE_PER_MINUTE="100000000", ASF_TENANT_BURST="100000",
+                         ASF_TENANT_MAX_QUEUED="100000", ASF_REDIS_PREFIX=prefix + "-queue")
+        env_queue_fixture = dict(env, ASF_REDIS_PREFIX=prefix + "-queue")
+        fixture = subprocess.run([str(run.bin / "examples" / "bench_fixture")], env=env_queue_fixture,
+                                 capture_output=True, text=True, check=True)
+        queue_token = json.loads(fixture.stdout)["token"]
+        queue_proxy = run.start([str(run.bin / "asf-proxy"), "-c", str(ROOT / "conf" / "proxy.yaml")],
+                                env=queue_env, log="proxy-queue.log")
+        wait_port(proxy_port)
+        queue = hold_queue(proxy_port, path, queue_token, queue_count, queue_proxy.pid, 2.0 / queue_count)
+        queue["rate"] = queue_rate
     finally:
         run.stop()
 
-    write_results(options.quick, duration, c, results, redis_per_request, proxy_rss)
+    write_results(options.quick, duration, c, results, redis_per_request, proxy_rss, queue)
 
 
 def versions():
@@ -246,7 +318,7 @@ def versions():
             "wrk": first_line(["wrk", "--version"]), "redis": first_line(["redis-server", "--version"])}
 
 
-def write_results(quick, duration, connections, results, redis_per_request, proxy_rss):
+def write_results(quick, duration, connections, results, redis_per_request, proxy_rss, queue):
     nginx, proxy = results["nginx"], results["asf-proxy"]
     lines = [
         "# Benchmark results" + (" (quick mode: harness check, not a measurement)" if quick else ""),
@@ -270,8 +342,20 @@ def write_results(quick, duration, connections, results, redis_per_request, prox
         f"| asf-proxy / nginx proxy throughput | {proxy['rps'] / nginx['rps']:.2f} | ≥ 0.80 |",
         f"| asf-proxy p99 / nginx p99 | {proxy['p99'] / nginx['p99']:.2f} | ≤ 1.00 |",
         f"| asf-proxy 401 / nginx static 401 | {results['asf-proxy 401']['rps'] / results['nginx 401']['rps']:.2f} | ≥ 1.00 |",
-        f"| Redis commands per proxied request | {redis_per_request:.2f} | one round trip |",
-        f"| asf-proxy peak RSS (MB) | {proxy_rss:.1f} | |",
+        f"| Redis round trips per proxied request (one pipeline, one EVALSHA each) | "
+        f"{redis_per_request.get('evalsha', 0):.2f} | ≤ 1 |",
+        f"| asf-proxy peak RSS under load (MB) | {proxy_rss:.1f} | |",
+        "",
+        f"Holding a queue: {queue['count']} concurrent requests on their own connections against a budget of "
+        f"{queue['rate']} (so they wait up to ~20 s for their slots):",
+        "",
+        "| queued | served 200 | other status | lost (connection errors) | seconds | peak RSS MB | completed in send order |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {queue['count']} | {queue['served']} | {queue['other']} | {queue['errors']} | {queue['seconds']:.1f} | "
+        f"{queue['peak_rss_mb']:.1f} | {queue['in_order'] * 100:.1f}% |",
+        "",
+        "Redis commands per proxied request, by name (`INFO commandstats`; those run by the budget script",
+        "inside Redis count too): " + ", ".join(f"{k} {v:.2f}" for k, v in redis_per_request.items()) + ".",
         "",
         "CPU µs/req is the server process's user+system time during the scenario divided by requests.",
         "nginx serves scenarios 1, 2 and its 401 from one worker process; wrk and every server share the",
