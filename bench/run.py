@@ -126,9 +126,10 @@ def redis_calls():
 
 
 def parse_duration_ms(text):
-    number = float(re.match(r"[\d.]+", text).group(0))
-    unit = text[len(re.match(r"[\d.]+", text).group(0)):]
-    return number * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}.get(unit, 1.0)
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)?", text)
+    if not match:
+        return float("nan")
+    return float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}.get(match.group(2) or "ms", 1.0)
 
 
 def wrk(url, duration, connections, headers=(), pid=None):
@@ -137,6 +138,7 @@ def wrk(url, duration, connections, headers=(), pid=None):
         args += ["-H", header]
     cpu_before = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
+    (OUT / f"wrk-{re.sub(r'[^0-9]', '', url)[:12]}-{len(headers)}.txt").write_text(out)
     cpu_after = cpu_seconds(pid) if pid else 0.0
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))

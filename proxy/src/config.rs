@@ -217,6 +217,9 @@ impl ProxyFileConfig {
         if let Some(value) = take("ASF_JWKS_URL") {
             self.auth.jwks_url = Some(value);
         }
+        if let Some(value) = take("ASF_REDIS_TIMEOUT_MS").and_then(|v| v.parse().ok()) {
+            self.redis_timeout_ms = Some(value);
+        }
         let budget = &mut self.budget;
         for (name, slot) in [
             ("ASF_GLOBAL_RATE", &mut budget.global_rate),
@@ -292,7 +295,7 @@ impl ProxyFileConfig {
             ajax_api_key,
             redis_url: self.redis_url.unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
             redis_prefix: self.redis_prefix.unwrap_or_else(|| "asf".into()),
-            redis_timeout: Duration::from_millis(self.redis_timeout_ms.unwrap_or(100)),
+            redis_timeout: Duration::from_millis(self.redis_timeout_ms.unwrap_or(50)),
             control_plane,
             secrets_key,
             instance_id: self
