@@ -142,8 +142,8 @@ def wrk(url, duration, connections, headers=(), pid=None):
     cpu_after = cpu_seconds(pid) if pid else 0.0
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
-    p50 = parse_duration_ms(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = parse_duration_ms(re.search(r"99%\s+(\S+)", out).group(1))
+    p50 = parse_duration_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = parse_duration_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     cpu_us = (cpu_after - cpu_before) / total * 1e6 if pid and total else None

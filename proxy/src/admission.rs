@@ -126,12 +126,15 @@ impl Admission {
         let Some(sealed) = reservation.fetched.as_deref() else {
             return Ok(Err(Refusal::NoSession));
         };
-        let session = match AjaxSession::open(&self.secrets, &session_key, sealed) {
-            Ok(session) => Arc::new(session),
-            Err(e) => {
-                tracing::error!(error = %e, user = %claims.sub, "stored Ajax session does not open");
-                return Ok(Err(Refusal::NoSession));
-            }
+        let session = match self.sessions.opened(&claims.sub, sealed) {
+            Some(session) => session,
+            None => match AjaxSession::open(&self.secrets, &session_key, sealed) {
+                Ok(session) => Arc::new(session),
+                Err(e) => {
+                    tracing::error!(error = %e, user = %claims.sub, "stored Ajax session does not open");
+                    return Ok(Err(Refusal::NoSession));
+                }
+            },
         };
         let session = if session.session_expires_at > now {
             session
@@ -141,7 +144,7 @@ impl Admission {
                 Err(refusal) => return Ok(Err(refusal)),
             }
         };
-        self.sessions.remember(&claims.sub, session.clone());
+        self.sessions.remember(&claims.sub, sealed, session.clone());
         Ok(Ok(Admitted { session, reservation }))
     }
 
@@ -221,11 +224,7 @@ impl Admission {
             budget: self.throttle.global.clone(),
         };
         match refresher.refresh(user_id, stale_token, now).await {
-            Ok(session) => {
-                let session = Arc::new(session);
-                self.sessions.remember(user_id, session.clone());
-                Ok(session)
-            }
+            Ok(session) => Ok(Arc::new(session)),
             Err(RefreshError::SessionEnded | RefreshError::NoSession) => Err(Refusal::NoSession),
             Err(RefreshError::Unavailable(reason)) => {
                 tracing::warn!(%reason, user = %user_id, "Ajax session refresh unavailable");

@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod auth;
 pub mod config;
+pub mod heartbeat;
 pub mod metrics;
 pub mod pause;
 pub mod pipeline;

@@ -21,6 +21,7 @@ use asf_proxy::admission::Admission;
 use asf_proxy::auth::keys::JwksCache;
 use asf_proxy::auth::{KeySource, Verifier};
 use asf_proxy::config::{AuthMode, ProxyConfig, ProxyFileConfig};
+use asf_proxy::heartbeat::{BudgetHeartbeat, HEARTBEAT_INTERVAL};
 use asf_proxy::metrics::{Metrics, MetricsApp};
 use asf_proxy::pipeline::Gateway;
 use asf_proxy::redis_link::RedisLink;
@@ -110,19 +111,17 @@ fn run(opt: Opt, server_conf: ServerConf, config: ProxyConfig) -> anyhow::Result
         sessions: SessionCache::default(),
         metrics: metrics.clone(),
     };
-    let heartbeat = background_service(
-        "budget heartbeat",
-        BudgetHeartbeat {
-            heartbeat: Heartbeat::new(keyspace, HEARTBEAT_INTERVAL),
-            instance_id: config.instance_id.clone(),
-            redis,
-            throttle,
-        },
-    );
+    let heartbeat = Arc::new(BudgetHeartbeat::new(
+        Heartbeat::new(keyspace, HEARTBEAT_INTERVAL),
+        config.instance_id.clone(),
+        redis.clone(),
+        throttle,
+    ));
     let gateway = Gateway {
         catalogue: Catalogue::builtin(),
         verifier: verifier.clone(),
         admission,
+        heartbeat,
         ajax: Upstream::new(config.ajax.clone(), config.upstream_timeout),
         control_plane: Upstream::new(config.control_plane.clone(), config.upstream_timeout),
         metrics: metrics.clone(),
@@ -145,65 +144,11 @@ fn run(opt: Opt, server_conf: ServerConf, config: ProxyConfig) -> anyhow::Result
     server.add_service(proxy);
     server.add_service(metrics_service);
     server.add_service(refresher);
-    server.add_service(heartbeat);
     println!(
         "asf-proxy listening on http://{} (metrics on http://{}/metrics)",
         config.listen, config.metrics_listen
     );
     server.run_forever();
-}
-
-/// How often this instance announces itself and checks on Redis.
-const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Announces this instance (so a fallback divides the budget by the live instances), keeps the
-/// budget script loaded, and returns from the local fallback to the shared budget when Redis
-/// answers again.
-struct BudgetHeartbeat {
-    heartbeat: Heartbeat,
-    instance_id: String,
-    redis: Arc<RedisLink>,
-    throttle: Arc<Throttle>,
-}
-
-impl BudgetHeartbeat {
-    async fn beat(&self) -> Result<(), String> {
-        let mut conn = self.redis.connection().await.map_err(|e| e.to_string())?;
-        let timeout = self.redis.timeout;
-        let live = tokio::time::timeout(timeout, self.heartbeat.heartbeat(&mut conn, &self.instance_id))
-            .await
-            .map_err(|_| "heartbeat timed out".to_owned())?
-            .map_err(|e| e.to_string())?;
-        self.throttle.set_instances(live);
-        if self.throttle.fallback().is_some() {
-            tokio::time::timeout(timeout, self.throttle.global.load_script(&mut conn))
-                .await
-                .map_err(|_| "loading the budget script timed out".to_owned())?
-                .map_err(|e| e.to_string())?;
-            tokio::time::timeout(timeout, self.throttle.leave_fallback(&mut conn))
-                .await
-                .map_err(|_| "leaving the fallback timed out".to_owned())?
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl BackgroundService for BudgetHeartbeat {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut ticker = tokio::time::interval(HEARTBEAT_INTERVAL);
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {
-                    if let Err(e) = self.beat().await {
-                        tracing::debug!(error = %e, "budget heartbeat failed");
-                    }
-                }
-                _ = shutdown.changed() => return,
-            }
-        }
-    }
 }
 
 /// Keeps the JWKS cache fresh in the background (EdDSA mode only).

@@ -142,6 +142,7 @@ pub struct Gateway {
     pub catalogue: &'static Catalogue,
     pub verifier: Arc<Verifier>,
     pub admission: Admission,
+    pub heartbeat: Arc<crate::heartbeat::BudgetHeartbeat>,
     pub ajax: Upstream,
     pub control_plane: Upstream,
     pub metrics: Metrics,
@@ -316,7 +317,7 @@ impl ProxyHttp for Gateway {
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
-            request_id: uuid::Uuid::new_v4().simple().to_string(),
+            request_id: format!("{:032x}", rand::random::<u128>()),
             class: None,
             target: None,
             forward_path: String::new(),
@@ -335,6 +336,7 @@ impl ProxyHttp for Gateway {
 
     /// Runs shield, authentication, authorization and admission; `true` when it answered itself.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        self.heartbeat.ensure_started();
         Ok(matches!(self.filter(session, ctx).await?, Filter::Responded))
     }
 

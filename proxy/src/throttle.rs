@@ -65,8 +65,9 @@ pub struct Throttle {
     pub global: GlobalBudget,
     config: BudgetConfig,
     fallback: RwLock<Option<Arc<LocalBudget>>>,
-    /// Live instances last seen through heartbeats (or the configured count).
+    /// Live instances last seen through heartbeats (at least the configured count).
     instances: AtomicU32,
+    configured_instances: u32,
     tenant_per_minute: u32,
     tenant_burst: u32,
     tenant_max_queued: u32,
@@ -94,6 +95,7 @@ impl Throttle {
             config,
             fallback: RwLock::new(None),
             instances: AtomicU32::new(instance_count.max(1)),
+            configured_instances: instance_count.max(1),
             tenant_per_minute: tenant.per_minute,
             tenant_burst: tenant.burst.clamp(1, tenant.per_minute.max(1)),
             tenant_max_queued: tenant.max_queued,
@@ -155,9 +157,12 @@ impl Throttle {
     }
 
     /// Records the live instance count from a heartbeat.
+    /// The configured count stays a floor: an instance that has served nothing yet has not
+    /// announced itself.
     pub fn set_instances(&self, count: usize) {
+        let live = u32::try_from(count).unwrap_or(u32::MAX);
         self.instances
-            .store(u32::try_from(count).unwrap_or(u32::MAX).max(1), Ordering::Relaxed);
+            .store(live.max(self.configured_instances), Ordering::Relaxed);
     }
 
     /// Records a decision in the metrics.
