@@ -364,6 +364,9 @@ def write_results(quick, duration, connections, results, redis_per_request, prox
         "same 2 cores, so read the ratios, not the absolute numbers.",
     ]
     target = OUT / "RESULTS-quick.md" if quick else ROOT / "bench" / "RESULTS.md"
+    log = ROOT / "bench" / "optimisations.md"
+    if not quick and log.exists():
+        lines += ["", log.read_text().rstrip()]
     target.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"\nwritten to {target}")

@@ -100,16 +100,7 @@ async fn suspension_is_refused_by_a_running_proxy_within_one_second_and_lifted_b
     let (token, uid) = logged_in(&s, "demo@example.com").await;
     let admin = admin_token(&s).await;
     let hubs = format!("{}/api/user/{uid}/hubs", s.proxy.url);
-    assert_eq!(
-        client()
-            .get(&hubs)
-            .header("x-session-token", &token)
-            .send()
-            .await
-            .expect("req")
-            .status(),
-        200
-    );
+    assert_eq!(session_get(&hubs, &token).await.status(), 200);
 
     let user_id = s
         .control
@@ -122,13 +113,7 @@ async fn suspension_is_refused_by_a_running_proxy_within_one_second_and_lifted_b
         .expect("suspend");
     assert_eq!(suspended.status(), 200);
     let at = Instant::now();
-    let status = client()
-        .get(&hubs)
-        .header("x-session-token", &token)
-        .send()
-        .await
-        .expect("req")
-        .status();
+    let status = session_get(&hubs, &token).await.status();
     assert_eq!(status, 401);
     assert!(at.elapsed() < Duration::from_secs(1));
     assert_eq!(
@@ -146,16 +131,7 @@ async fn suspension_is_refused_by_a_running_proxy_within_one_second_and_lifted_b
     assert_eq!(lifted.status(), 200);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (fresh, _) = logged_in(&s, "demo@example.com").await;
-    assert_eq!(
-        client()
-            .get(&hubs)
-            .header("x-session-token", &fresh)
-            .send()
-            .await
-            .expect("req")
-            .status(),
-        200
-    );
+    assert_eq!(session_get(&hubs, &fresh).await.status(), 200);
 }
 
 #[tokio::test]
@@ -269,16 +245,7 @@ async fn the_worker_refreshes_an_active_users_session_before_it_expires() {
     let s = System::start(&[]).await;
     let (token, uid) = logged_in(&s, "demo@example.com").await;
     let hubs = format!("{}/api/user/{uid}/hubs", s.proxy.url);
-    assert_eq!(
-        client()
-            .get(&hubs)
-            .header("x-session-token", &token)
-            .send()
-            .await
-            .expect("req")
-            .status(),
-        200
-    );
+    assert_eq!(session_get(&hubs, &token).await.status(), 200);
     // Make the stored session look about to expire.
     let user_id = s
         .control
@@ -320,16 +287,7 @@ async fn the_worker_refreshes_an_active_users_session_before_it_expires() {
     let _ = worker.wait();
     assert!(refreshed.session_expires_at > now() + 600);
     assert_eq!(s.sim.stats().await["refresh_total"], 1);
-    assert_eq!(
-        client()
-            .get(&hubs)
-            .header("x-session-token", &token)
-            .send()
-            .await
-            .expect("req")
-            .status(),
-        200
-    );
+    assert_eq!(session_get(&hubs, &token).await.status(), 200);
 }
 
 #[tokio::test]

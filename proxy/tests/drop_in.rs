@@ -47,12 +47,7 @@ async fn world_with(extra_env: Vec<(&'static str, String)>) -> World {
 }
 
 async fn get(world: &World, path: &str, token: &str) -> reqwest::Response {
-    client()
-        .get(format!("{}{path}", world.proxy.url))
-        .header("x-session-token", token)
-        .send()
-        .await
-        .expect("request")
+    session_get(format!("{}{path}", world.proxy.url), token).await
 }
 
 fn assert_ajax_error_shape(body: &Value) {
@@ -297,25 +292,14 @@ async fn proxy_answers_503_until_keys_exist_then_serves() {
     let token = issuer.sign(&issuer.claims("user-1", &uid));
     let url = format!("{}/api/user/{uid}/hubs", proxy.url);
 
-    let early = client()
-        .get(&url)
-        .header("x-session-token", &token)
-        .send()
-        .await
-        .expect("req");
+    let early = session_get(&url, &token).await;
     assert_eq!(early.status(), 503);
     assert!(early.headers().contains_key("retry-after"));
 
     let _jwks = JwksServer::start(jwks_port, vec![issuer.jwk()]).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        let status = client()
-            .get(&url)
-            .header("x-session-token", &token)
-            .send()
-            .await
-            .expect("req")
-            .status();
+        let status = session_get(&url, &token).await.status();
         if status == 200 {
             break;
         }
@@ -353,28 +337,10 @@ async fn hs256_mode_accepts_tokens_signed_with_the_shared_secret() {
     )
     .expect("sign");
     let url = format!("{}/api/user/{uid}/hubs", proxy.url);
-    assert_eq!(
-        client()
-            .get(&url)
-            .header("x-session-token", &token)
-            .send()
-            .await
-            .expect("req")
-            .status(),
-        200
-    );
+    assert_eq!(session_get(&url, &token).await.status(), 200);
     // An EdDSA token is refused in HS256 mode: no algorithm mix-ups.
     let ed = issuer.sign(&claims);
-    assert_eq!(
-        client()
-            .get(&url)
-            .header("x-session-token", &ed)
-            .send()
-            .await
-            .expect("req")
-            .status(),
-        401
-    );
+    assert_eq!(session_get(&url, &ed).await.status(), 401);
 }
 
 #[tokio::test]

@@ -156,12 +156,8 @@ async fn three_proxies_under_ten_times_the_budget_never_overspend_and_answer_eve
 async fn commands_get_through_within_seconds_while_reads_saturate_the_budget() {
     let b = budgeted(1, 4, &[]).await;
     let (token, uid) = b.users[0].clone();
-    let hub: Value = client()
-        .get(format!("{}/api/user/{uid}/hubs", b.proxies[0].url))
-        .header("x-session-token", &token)
-        .send()
+    let hub: Value = session_get(format!("{}/api/user/{uid}/hubs", b.proxies[0].url), &token)
         .await
-        .expect("hubs")
         .json()
         .await
         .expect("json");
@@ -306,12 +302,7 @@ async fn ajax_pushback_pauses_the_budget_and_clients_never_see_a_raw_upstream_42
 async fn proxied_answers_carry_rate_limit_hints_and_a_suggested_interval() {
     let b = budgeted(1, 1, &[]).await;
     let (token, uid) = b.users[0].clone();
-    let response = client()
-        .get(format!("{}/api/user/{uid}/hubs", b.proxies[0].url))
-        .header("x-session-token", &token)
-        .send()
-        .await
-        .expect("hubs");
+    let response = session_get(format!("{}/api/user/{uid}/hubs", b.proxies[0].url), &token).await;
     assert_eq!(response.status(), 200);
     let header = |name: &str| -> u64 {
         response

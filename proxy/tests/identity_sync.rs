@@ -24,12 +24,8 @@ async fn login_through_the_proxy_provisions_and_then_reads_arms_refreshes_and_lo
     );
     assert_eq!(s.control.sql("select count(*) from tenants where plan = 'free'"), "1");
 
-    let hubs: Value = client()
-        .get(format!("{}/api/user/{uid}/hubs", s.proxy.url))
-        .header("x-session-token", &token)
-        .send()
+    let hubs: Value = session_get(format!("{}/api/user/{uid}/hubs", s.proxy.url), &token)
         .await
-        .expect("hubs")
         .json()
         .await
         .expect("json");
@@ -54,12 +50,7 @@ async fn login_through_the_proxy_provisions_and_then_reads_arms_refreshes_and_lo
     let second: Value = refreshed.json().await.expect("json");
     assert_ne!(second["refreshToken"], pair["refreshToken"]);
     let new_token = second["sessionToken"].as_str().expect("token").to_owned();
-    let read = client()
-        .get(format!("{}/api/user/{uid}/hubs", s.proxy.url))
-        .header("x-session-token", &new_token)
-        .send()
-        .await
-        .expect("read");
+    let read = session_get(format!("{}/api/user/{uid}/hubs", s.proxy.url), &new_token).await;
     assert_eq!(read.status(), 200);
 
     let logout = client()
@@ -69,12 +60,7 @@ async fn login_through_the_proxy_provisions_and_then_reads_arms_refreshes_and_lo
         .await
         .expect("logout");
     assert_eq!(logout.status(), 204);
-    let after = client()
-        .get(format!("{}/api/user/{uid}/hubs", s.proxy.url))
-        .header("x-session-token", &new_token)
-        .send()
-        .await
-        .expect("after logout");
+    let after = session_get(format!("{}/api/user/{uid}/hubs", s.proxy.url), &new_token).await;
     assert_eq!(after.status(), 401);
     let stats = s.sim.stats().await;
     assert_eq!(stats["login_total"], 1, "{stats}");
@@ -175,15 +161,7 @@ async fn fifty_concurrent_requests_after_ajax_session_expiry_cause_exactly_one_r
     let url = format!("{}/api/user/{uid}/hubs", s.proxy.url);
     let requests = (0..50).map(|_| {
         let (url, token) = (url.clone(), token.clone());
-        tokio::spawn(async move {
-            client()
-                .get(url)
-                .header("x-session-token", token)
-                .send()
-                .await
-                .expect("req")
-                .status()
-        })
+        tokio::spawn(async move { session_get(url, &token).await.status() })
     });
     for handle in requests.collect::<Vec<_>>() {
         assert_eq!(handle.await.expect("join"), 200);
@@ -203,20 +181,10 @@ async fn a_dead_ajax_refresh_token_ends_the_session_with_401() {
         .await
         .expect("expire");
     let url = format!("{}/api/user/{uid}/hubs", s.proxy.url);
-    let first = client()
-        .get(&url)
-        .header("x-session-token", &token)
-        .send()
-        .await
-        .expect("req");
+    let first = session_get(&url, &token).await;
     assert_eq!(first.status(), 401);
     // The stored session is gone and the user's tokens are refused from now on.
-    let again = client()
-        .get(&url)
-        .header("x-session-token", &token)
-        .send()
-        .await
-        .expect("req");
+    let again = session_get(&url, &token).await;
     assert_eq!(again.status(), 401);
 }
 
@@ -271,13 +239,7 @@ async fn a_running_proxy_accepts_tokens_of_both_keys_across_a_rotation() {
     };
     let url = format!("{}/api/user/{uid}/hubs", s.proxy.url);
     for token in [&old_token, &new_token] {
-        let status = client()
-            .get(&url)
-            .header("x-session-token", token)
-            .send()
-            .await
-            .expect("req")
-            .status();
+        let status = session_get(&url, token).await.status();
         assert_eq!(status, 200);
     }
 }
@@ -329,16 +291,7 @@ async fn logout_works_with_an_expired_access_token() {
     let expired = jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ed_der(&der)).expect("sign");
 
     let hubs = format!("{}/api/user/{uid}/hubs", s.proxy.url);
-    assert_eq!(
-        client()
-            .get(&hubs)
-            .header("x-session-token", &expired)
-            .send()
-            .await
-            .expect("req")
-            .status(),
-        401
-    );
+    assert_eq!(session_get(&hubs, &expired).await.status(), 401);
     let logout = client()
         .post(format!("{}/api/logout", s.proxy.url))
         .header("x-session-token", &expired)
@@ -346,16 +299,7 @@ async fn logout_works_with_an_expired_access_token() {
         .await;
     assert_eq!(logout.expect("logout").status(), 204);
     // The session behind it is gone: the live token of the same login stops working too.
-    assert_eq!(
-        client()
-            .get(&hubs)
-            .header("x-session-token", &token)
-            .send()
-            .await
-            .expect("req")
-            .status(),
-        401
-    );
+    assert_eq!(session_get(&hubs, &token).await.status(), 401);
     let family = claims.sid.expect("family");
     assert_eq!(
         s.control.sql(&format!(

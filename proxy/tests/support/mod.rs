@@ -579,3 +579,13 @@ impl OwnRedis {
         self.proc = None;
     }
 }
+
+/// `GET url` with our access token in `X-Session-Token`, as Ajax clients send it.
+pub async fn session_get(url: impl reqwest::IntoUrl, token: &str) -> reqwest::Response {
+    client()
+        .get(url)
+        .header("x-session-token", token)
+        .send()
+        .await
+        .expect("request")
+}
