@@ -399,3 +399,63 @@ async fn a_login_storm_stays_within_the_budget() {
     assert!(served >= 1, "{outcomes:?}");
     assert_witness_within_budget(&s.sim).await;
 }
+
+#[tokio::test]
+async fn a_client_that_hangs_up_while_queued_is_never_forwarded() {
+    // Three slots at once (one per lane), then one every ~2.9 s.
+    let b = budgeted(1, 1, &[("ASF_GLOBAL_RATE", "4/2s")]).await;
+    let (token, uid) = b.users[0].clone();
+    let base = b.proxies[0].url.clone();
+    for _ in 0..3 {
+        assert!(matches!(hubs(&base, &token, &uid).await, Outcome::Served(200)));
+    }
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .expect("client");
+    let gone = impatient
+        .get(format!("{base}/api/user/{uid}/hubs"))
+        .header("x-session-token", &token)
+        .send()
+        .await;
+    assert!(gone.is_err(), "the request had to wait for its slot");
+    // Past the slot it would have had: Ajax never saw it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(b.sim.stats().await["requests_total"], 3);
+}
+
+#[tokio::test]
+async fn a_limit_message_inside_a_200_pauses_the_budget() {
+    let b = budgeted(1, 1, &[]).await;
+    let (token, uid) = b.users[0].clone();
+    let base = b.proxies[0].url.clone();
+    client()
+        .post(format!("{}/_sim/faults", b.sim.url))
+        .json(&json!({"force_429": 1, "limit_as_200": true}))
+        .send()
+        .await
+        .expect("faults");
+    // Ajax's disguised refusal reaches this client as Ajax sent it...
+    let first = session_get(format!("{base}/api/user/{uid}/hubs"), &token).await;
+    assert_eq!(first.status(), 200);
+    assert!(first.text().await.expect("body").contains("exceeded the limit"));
+    // ...but the whole budget is paused at once, beyond the wait bound: the next caller is told so.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match hubs(&base, &token, &uid).await {
+            Outcome::Throttled { code, .. } if code == "upstream_pushback" => break,
+            other => assert!(Instant::now() < deadline, "the budget was not paused: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = reqwest::get(&b.proxies[0].metrics_url)
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"asf_ajax_pushbacks_total{kind="body"} 1"#),
+        "{metrics}"
+    );
+}
