@@ -252,7 +252,10 @@ def main():
                          # request still makes its reservation round trip.
                          ASF_GLOBAL_RATE="1000000000/1s", ASF_GLOBAL_BURST="100000000",
                          ASF_TENANT_RATE_PER_MINUTE="4000000000", ASF_TENANT_BURST="4000000000",
-                         ASF_TENANT_MAX_QUEUED="100000", RUST_LOG="warn")
+                         ASF_TENANT_MAX_QUEUED="100000", RUST_LOG="warn",
+                         # wrk is one client IP: the per-IP flood guard and the auth-failure
+                         # slowdown would (rightly) stop it.
+                         ASF_PER_IP_PER_SECOND="0", ASF_AUTH_FAILURES_PER_MINUTE="0")
         proxy = run.start([str(run.bin / "asf-proxy"), "-c", str(ROOT / "conf" / "proxy.yaml")], env=proxy_env,
                           log="proxy.log")
         wait_port(proxy_port)

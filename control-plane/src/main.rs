@@ -9,6 +9,7 @@ mod identity;
 mod lockout;
 mod refresh_tokens;
 mod routes;
+mod security_headers;
 mod sessions;
 mod settings;
 mod signing;
@@ -192,7 +193,12 @@ async fn serve(settings: Settings, db: sqlx::PgPool) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", state.settings.listen))?;
     println!("asf-control listening on http://{}", listener.local_addr()?);
     tracing::info!(settings = ?state.settings, "control plane started");
-    let app = routes::router().with_state(state);
+    let hsts = std::env::var("ASF_HSTS").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    let app = routes::router()
+        .layer(axum::middleware::map_response(move |response| async move {
+            security_headers::apply(response, hsts)
+        }))
+        .with_state(state);
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

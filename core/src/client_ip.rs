@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-/// A list of CIDR ranges whose hops are trusted to report the client address.
+/// A list of CIDR ranges: hops trusted to report the client address, or an allow or deny list.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(Vec<IpNet>);
 
@@ -23,6 +23,11 @@ impl TrustedProxies {
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Self)
+    }
+
+    /// Whether the list has no range at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     pub fn contains(&self, ip: &IpAddr) -> bool {

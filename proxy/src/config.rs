@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use asf_core::claims::{DEFAULT_AUDIENCE, DEFAULT_ISSUER};
+use asf_core::client_ip::TrustedProxies;
 use asf_core::secrets::SecretsKey;
 use asf_core::throttle::BudgetConfig;
 use serde::Deserialize;
 
+use crate::ip_guard::IpGuardConfig;
 use crate::throttle::TenantDefaults;
 use crate::upstream::Origin;
 
@@ -36,6 +38,22 @@ pub struct ProxyFileConfig {
     pub auth: AuthFileConfig,
     #[serde(default)]
     pub budget: BudgetFileConfig,
+    #[serde(default)]
+    pub shield: ShieldFileConfig,
+}
+
+/// The `app.shield:` section: the per-client-IP guard and header limits.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShieldFileConfig {
+    /// Reverse proxies in front of this one whose `X-Forwarded-For` is believed (CIDRs).
+    pub trusted_proxies: Option<Vec<String>>,
+    pub allow_cidrs: Option<Vec<String>>,
+    pub deny_cidrs: Option<Vec<String>>,
+    pub per_ip_per_second: Option<u32>,
+    pub auth_failures_per_minute: Option<u32>,
+    pub max_headers: Option<usize>,
+    pub max_header_bytes: Option<usize>,
 }
 
 /// The `app.budget:` section: the global upstream budget (every process sharing it must agree)
@@ -131,6 +149,9 @@ pub struct ProxyConfig {
     pub budget: BudgetConfig,
     pub tenant: TenantDefaults,
     pub instance_count: u32,
+    pub ip_guard: IpGuardConfig,
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
 }
 
 impl std::fmt::Debug for ProxyConfig {
@@ -220,6 +241,27 @@ impl ProxyFileConfig {
         if let Some(value) = take("ASF_REDIS_TIMEOUT_MS").and_then(|v| v.parse().ok()) {
             self.redis_timeout_ms = Some(value);
         }
+        let list = |v: String| {
+            v.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+        };
+        if let Some(value) = take("ASF_TRUSTED_PROXIES") {
+            self.shield.trusted_proxies = Some(list(value));
+        }
+        if let Some(value) = take("ASF_ALLOW_CIDRS") {
+            self.shield.allow_cidrs = Some(list(value));
+        }
+        if let Some(value) = take("ASF_DENY_CIDRS") {
+            self.shield.deny_cidrs = Some(list(value));
+        }
+        if let Some(value) = take("ASF_PER_IP_PER_SECOND").and_then(|v| v.parse().ok()) {
+            self.shield.per_ip_per_second = Some(value);
+        }
+        if let Some(value) = take("ASF_AUTH_FAILURES_PER_MINUTE").and_then(|v| v.parse().ok()) {
+            self.shield.auth_failures_per_minute = Some(value);
+        }
         let budget = &mut self.budget;
         for (name, slot) in [
             ("ASF_GLOBAL_RATE", &mut budget.global_rate),
@@ -275,6 +317,17 @@ impl ProxyFileConfig {
         let metrics_listen = self.metrics_listen.unwrap_or_else(|| "127.0.0.1:9090".into());
         check_socket_addr("ASF_PROXY_METRICS_LISTEN", &metrics_listen)?;
         let auth = check_auth(self.auth, &control_plane_url)?;
+        let cidrs = |setting: &'static str, items: &Option<Vec<String>>| {
+            TrustedProxies::parse(items.as_deref().unwrap_or_default())
+                .map_err(|reason| ConfigError::Invalid { setting, reason })
+        };
+        let ip_guard = IpGuardConfig {
+            trusted_proxies: cidrs("ASF_TRUSTED_PROXIES", &self.shield.trusted_proxies)?,
+            allow: cidrs("ASF_ALLOW_CIDRS", &self.shield.allow_cidrs)?,
+            deny: cidrs("ASF_DENY_CIDRS", &self.shield.deny_cidrs)?,
+            per_ip_per_second: self.shield.per_ip_per_second.unwrap_or(100),
+            auth_failures_per_minute: self.shield.auth_failures_per_minute.unwrap_or(30),
+        };
         let file_budget = &self.budget;
         let budget = BudgetConfig::from_env(|name| match name {
             "ASF_GLOBAL_RATE" => file_budget.global_rate.clone(),
@@ -312,6 +365,9 @@ impl ProxyFileConfig {
                 max_queued: self.budget.tenant_max_queued.unwrap_or(10).max(1),
             },
             instance_count: self.budget.instance_count.unwrap_or(1).max(1),
+            ip_guard,
+            max_headers: self.shield.max_headers.unwrap_or(64),
+            max_header_bytes: self.shield.max_header_bytes.unwrap_or(16 * 1024),
         })
     }
 }

@@ -5,6 +5,7 @@ pub mod admission;
 pub mod auth;
 pub mod config;
 pub mod heartbeat;
+pub mod ip_guard;
 pub mod metrics;
 pub mod pause;
 pub mod pipeline;

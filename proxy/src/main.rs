@@ -22,6 +22,7 @@ use asf_proxy::auth::keys::JwksCache;
 use asf_proxy::auth::{KeySource, Verifier};
 use asf_proxy::config::{AuthMode, ProxyConfig, ProxyFileConfig};
 use asf_proxy::heartbeat::{BudgetHeartbeat, HEARTBEAT_INTERVAL};
+use asf_proxy::ip_guard::IpGuard;
 use asf_proxy::metrics::{Metrics, MetricsApp};
 use asf_proxy::pipeline::Gateway;
 use asf_proxy::redis_link::RedisLink;
@@ -121,6 +122,7 @@ fn run(opt: Opt, server_conf: ServerConf, config: ProxyConfig) -> anyhow::Result
         catalogue: Catalogue::builtin(),
         verifier: verifier.clone(),
         admission,
+        ip_guard: IpGuard::new(config.ip_guard.clone()),
         heartbeat,
         ajax: Upstream::new(config.ajax.clone(), config.upstream_timeout),
         control_plane: Upstream::new(config.control_plane.clone(), config.upstream_timeout),

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub redis_seconds: HistogramVec,
     /// Ajax pushbacks seen (429, Retry-After, or a "limit exceeded" body).
     pub pushbacks: IntCounterVec,
+    /// Requests the shield answered itself, by reason (unknown route, bad path, flooding, ...).
+    pub shield_refusals: IntCounterVec,
 }
 
 impl Metrics {
@@ -87,6 +89,10 @@ impl Metrics {
             &["call"],
         )?;
         let pushbacks = IntCounterVec::new(Opts::new("asf_ajax_pushbacks_total", "Ajax pushbacks seen"), &["kind"])?;
+        let shield_refusals = IntCounterVec::new(
+            Opts::new("asf_shield_refusals_total", "Requests refused by the shield"),
+            &["reason"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(upstream_seconds.clone()))?;
         registry.register(Box::new(jwks_refreshes.clone()))?;
@@ -99,6 +105,7 @@ impl Metrics {
         registry.register(Box::new(fallback.clone()))?;
         registry.register(Box::new(redis_seconds.clone()))?;
         registry.register(Box::new(pushbacks.clone()))?;
+        registry.register(Box::new(shield_refusals.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -113,6 +120,7 @@ impl Metrics {
             fallback,
             redis_seconds,
             pushbacks,
+            shield_refusals,
         })
     }
 

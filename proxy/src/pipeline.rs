@@ -134,6 +134,8 @@ pub struct RequestCtx {
     pub hints: Option<Hints>,
     /// The answer is small and successful: look at its body for Ajax's "limit exceeded" message.
     pub watch_limit_body: bool,
+    /// The client's IP (the peer's, or as trusted proxies report it).
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 /// The gateway: everything the phases need, shared by all requests.
@@ -142,6 +144,7 @@ pub struct Gateway {
     pub catalogue: &'static Catalogue,
     pub verifier: Arc<Verifier>,
     pub admission: Admission,
+    pub ip_guard: crate::ip_guard::IpGuard,
     pub heartbeat: Arc<crate::heartbeat::BudgetHeartbeat>,
     pub ajax: Upstream,
     pub control_plane: Upstream,
@@ -212,12 +215,42 @@ impl Gateway {
         answer: &LocalAnswer,
     ) -> Result<Filter> {
         ctx.decision = decision;
+        // Wrong or missing credentials count against the IP (an expired token is normal wear).
+        if let (401, Some(ip)) = (answer.status, ctx.client_ip)
+            && answer.code != TOKEN_EXPIRED.code
+        {
+            self.ip_guard.auth_failed(ip);
+        }
         respond::send(session, answer, &ctx.request_id).await?;
         Ok(Filter::Responded)
     }
 
+    /// The client's own refusals: the IP guard and header limits.
+    fn guard(&self, session: &Session, ctx: &mut RequestCtx) -> Result<(), LocalAnswer> {
+        let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        if let Some(peer) = peer {
+            let headers = &session.req_header().headers;
+            let forwarded = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            let ip = self.ip_guard.client_ip(peer, forwarded);
+            ctx.client_ip = Some(ip);
+            self.ip_guard.admit(ip)?;
+        }
+        shield::check_headers(
+            session.req_header(),
+            self.config.max_headers,
+            self.config.max_header_bytes,
+        )
+    }
+
     /// shield → authenticate → authorize → admit.
     async fn filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Filter> {
+        if let Err(answer) = self.guard(session, ctx) {
+            self.metrics.shield_refusals.with_label_values(&[answer.code]).inc();
+            return self.refuse(session, ctx, Decision::RefusedShield, &answer).await;
+        }
         let admitted = match shield::inspect(
             session.req_header(),
             &self.config.base_path,
@@ -226,6 +259,7 @@ impl Gateway {
         ) {
             Ok(admitted) => admitted,
             Err(answer) => {
+                self.metrics.shield_refusals.with_label_values(&[answer.code]).inc();
                 return self.refuse(session, ctx, Decision::RefusedShield, &answer).await;
             }
         };
@@ -331,6 +365,7 @@ impl ProxyHttp for Gateway {
             retry_after_secs: None,
             hints: None,
             watch_limit_body: false,
+            client_ip: None,
         }
     }
 
@@ -355,7 +390,7 @@ impl ProxyHttp for Gateway {
     /// Token swap and header rewriting.
     async fn upstream_request_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         req: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
@@ -363,10 +398,7 @@ impl ProxyHttp for Gateway {
             .target
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream chosen"))?;
         let host = self.upstream(target).origin.host_header();
-        let client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip().to_string());
+        let client_ip = ctx.client_ip.map(|ip| ip.to_string());
         let out = Outbound {
             host: &host,
             path_and_query: &ctx.forward_path,

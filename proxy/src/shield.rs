@@ -38,6 +38,24 @@ pub const PUBLIC_ROUTE: LocalAnswer = LocalAnswer::new(
 pub const METHOD_NOT_ALLOWED: LocalAnswer =
     LocalAnswer::new(405, "method_not_allowed", "Method not allowed for this route");
 pub const BODY_TOO_LARGE: LocalAnswer = LocalAnswer::new(413, "body_too_large", "Request body too large");
+pub const HEADERS_TOO_LARGE: LocalAnswer = LocalAnswer::new(400, "headers_too_large", "Too many or too large headers");
+
+/// Refuses requests with more than `max_count` headers or more than `max_bytes` of them.
+pub fn check_headers(req: &RequestHeader, max_count: usize, max_bytes: usize) -> Result<(), LocalAnswer> {
+    if req.headers.len() > max_count {
+        return Err(HEADERS_TOO_LARGE);
+    }
+    let bytes: usize = req
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if bytes > max_bytes {
+        Err(HEADERS_TOO_LARGE)
+    } else {
+        Ok(())
+    }
+}
 
 /// Checks the request line and size against the catalogue.
 pub fn inspect(
@@ -206,5 +224,41 @@ mod tests {
         assert_eq!(refused.err().map(|a| a.status), Some(413));
         let long = format!("/api/user/{}/hubs", "A".repeat(3000));
         assert_eq!(inspect_path("GET", &long).err().map(|a| a.status), Some(400));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever arrives, normalisation never panics, and what it accepts is unambiguous.
+        #[test]
+        fn normalised_paths_are_unambiguous(raw in "/[ -~]{0,80}") {
+            if let Ok(path) = normalise(&raw) {
+                prop_assert!(!path.contains("//"));
+                prop_assert!(!path.split('/').any(|s| s == "." || s == ".."));
+                prop_assert!(!path.chars().any(|c| c.is_control() || c == '\\'));
+            }
+        }
+
+        /// Every catalogue route, filled with arbitrary ids, matches itself (and nothing else).
+        #[test]
+        fn every_route_matches_its_own_paths(index in 0usize..214, ids in proptest::collection::vec("[0-9A-F]{8}", 8)) {
+            let catalogue = Catalogue::builtin();
+            let route = &catalogue.routes()[index % catalogue.routes().len()];
+            let mut values = ids.iter();
+            let path: String = route
+                .template
+                .split('/')
+                .map(|segment| if segment.starts_with('{') { values.next().map_or("X", String::as_str) } else { segment })
+                .collect::<Vec<_>>()
+                .join("/");
+            let found = catalogue.lookup(&route.method, &path).expect("matches");
+            prop_assert_eq!(&found.route.template, &route.template);
+            prop_assert_eq!(found.owner(), route.owner.map(|i| ids[i].as_str()));
+        }
     }
 }

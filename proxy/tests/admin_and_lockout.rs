@@ -339,3 +339,32 @@ async fn admins_see_the_global_budget_and_the_busiest_tenants() {
     assert_eq!(top["tenant_id"], me["tenant"]["id"], "{view}");
     assert_eq!(top["requests"], 3, "{view}");
 }
+
+#[tokio::test]
+async fn control_plane_answers_carry_security_headers() {
+    let s = System::start(&[]).await;
+    let (token, _) = logged_in(&s, "demo@example.com").await;
+    let me = client()
+        .get(format!("{}/v1/me", s.control.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(me.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(me.headers()["x-frame-options"], "DENY");
+    let csp = me.headers()["content-security-policy"].to_str().expect("csp");
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let jwks = client()
+        .get(format!("{}/.well-known/jwks.json", s.control.url))
+        .send()
+        .await
+        .expect("jwks");
+    assert_eq!(
+        jwks.headers()["cache-control"],
+        "max-age=60",
+        "a handler's own caching is kept"
+    );
+}

@@ -377,3 +377,65 @@ async fn base_path_prefix_works_for_clients_with_a_prefixed_base_url() {
     let bare = get(&w, &format!("/api/user/{}/hubs", w.uid), &w.token).await;
     assert_eq!(bare.status(), 404);
 }
+
+#[tokio::test]
+async fn a_flooding_client_ip_is_held_back_before_any_redis_call() {
+    let w = world_with(vec![("ASF_PER_IP_PER_SECOND", "20".into())]).await;
+    let url = format!("{}/api/user/{}/hubs", w.proxy.url, w.uid);
+    let burst: Vec<_> = (0..60)
+        .map(|_| {
+            let (url, token) = (url.clone(), w.token.clone());
+            tokio::spawn(async move { session_get(url, &token).await.status().as_u16() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in burst {
+        statuses.push(task.await.expect("join"));
+    }
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert!(refused >= 30, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count() + refused,
+        60,
+        "{statuses:?}"
+    );
+    let text = reqwest::get(&w.proxy.metrics_url)
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains(r#"asf_shield_refusals_total{reason="client_rate"}"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn denied_ranges_and_oversized_headers_are_refused_without_reaching_ajax() {
+    let w = world_with(vec![("ASF_DENY_CIDRS", "127.0.0.0/8".into())]).await;
+    let denied = session_get(format!("{}/api/user/{}/hubs", w.proxy.url, w.uid), &w.token).await;
+    assert_eq!(denied.status(), 404);
+    let w2 = world().await;
+    let mut request = client()
+        .get(format!("{}/api/user/{}/hubs", w2.proxy.url, w2.uid))
+        .header("x-session-token", &w2.token);
+    for i in 0..80 {
+        request = request.header(format!("x-filler-{i}"), "1");
+    }
+    assert_eq!(request.send().await.expect("req").status(), 400);
+    assert_eq!(w.sim.stats().await["requests_total"], 0);
+    assert_eq!(w2.sim.stats().await["requests_total"], 0);
+}
+
+#[tokio::test]
+async fn an_ip_that_keeps_failing_authentication_is_slowed_down() {
+    let w = world_with(vec![("ASF_AUTH_FAILURES_PER_MINUTE", "5".into())]).await;
+    let url = format!("{}/api/user/{}/hubs", w.proxy.url, w.uid);
+    for _ in 0..5 {
+        assert_eq!(session_get(&url, "forged.token.here").await.status(), 401);
+    }
+    let slowed = session_get(&url, &w.token).await;
+    assert_eq!(slowed.status(), 429, "even a valid token waits: the IP is guessing");
+    assert!(slowed.headers().contains_key("retry-after"));
+}
