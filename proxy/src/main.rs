@@ -10,6 +10,8 @@ use anyhow::Context;
 use asf_core::catalogue::Catalogue;
 use async_trait::async_trait;
 use jsonwebtoken::DecodingKey;
+use pingora::listeners::ListenerConfig;
+use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{BackgroundService, background_service};
@@ -133,7 +135,9 @@ fn run(opt: Opt, server_conf: ServerConf, config: ProxyConfig) -> anyhow::Result
     let mut server = Server::new_with_opt_and_conf(opt, server_conf);
     server.bootstrap();
     let mut proxy = pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "asf-proxy");
-    proxy.add_tcp(&config.listen);
+    // 4 KiB read buffers instead of Pingora's 64 KiB: Ajax requests are small, and with 10,000
+    // connections waiting for budget slots the buffers were most of the proxy's memory.
+    proxy.add_listener(ListenerConfig::tcp(&config.listen).l4_buffer(L4BufferSettings::new(4096, 1460)));
     let mut metrics_service = pingora::services::listening::Service::new("metrics".into(), MetricsApp(metrics));
     metrics_service.add_tcp(&config.metrics_listen);
     let refresher = background_service(
