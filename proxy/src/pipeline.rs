@@ -122,8 +122,9 @@ pub struct RequestCtx {
     pub user_id: Option<String>,
     pub decision: Decision,
     pub upstream_started: Option<Instant>,
-    /// Set when Ajax refused the session and a refreshed one is ready: the next error is retried.
-    pub retry_with_new_session: bool,
+    /// Set when the request must go upstream once more (a refreshed Ajax session after a 401, or a
+    /// new slot after a pushback): the next upstream error is retried.
+    pub send_again: bool,
     /// The one retry after a refresh has been used.
     pub refreshed_once: bool,
     /// The one retry after an Ajax pushback has been used.
@@ -190,7 +191,7 @@ impl Gateway {
                         "client left while waiting after pushback",
                     ));
                 }
-                ctx.retry_with_new_session = true;
+                ctx.send_again = true;
                 Err(Error::explain(
                     ErrorType::HTTPStatus(429),
                     "ajax pushed back; sending again at the new slot",
@@ -359,7 +360,7 @@ impl ProxyHttp for Gateway {
             user_id: None,
             decision: Decision::Pending,
             upstream_started: None,
-            retry_with_new_session: false,
+            send_again: false,
             refreshed_once: false,
             pushed_back_once: false,
             retry_after_secs: None,
@@ -445,7 +446,7 @@ impl ProxyHttp for Gateway {
         match self.admission.renew(&user, &stale.session_token, unix_now()).await {
             Ok(fresh) => {
                 ctx.ajax_session = Some(fresh);
-                ctx.retry_with_new_session = true;
+                ctx.send_again = true;
                 Err(Error::explain(
                     ErrorType::HTTPStatus(401),
                     "ajax session refreshed; sending again",
@@ -484,8 +485,8 @@ impl ProxyHttp for Gateway {
         Ok(None)
     }
 
-    /// Retries exactly the request whose Ajax session was just refreshed (Ajax did not run it: it
-    /// answered 401); otherwise Pingora's default policy.
+    /// Retries exactly the request marked to be sent again (Ajax did not run it: it answered 401 or
+    /// pushed back); otherwise Pingora's default policy.
     fn error_while_proxy(
         &self,
         peer: &HttpPeer,
@@ -495,7 +496,7 @@ impl ProxyHttp for Gateway {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
-        if std::mem::take(&mut ctx.retry_with_new_session) {
+        if std::mem::take(&mut ctx.send_again) {
             e.set_retry(true);
         } else if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
             e.set_retry(false);
