@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod body_check;
 pub mod config;
 pub mod heartbeat;
 pub mod ip_guard;

@@ -266,6 +266,12 @@ impl Gateway {
         };
         ctx.class = Some(admitted.route.class);
         ctx.forward_path = admitted.forward_path;
+        if matches!(admitted.route.class, RouteClass::Command | RouteClass::Panic)
+            && let Err(answer) = crate::body_check::check_command(session, &admitted.route.operation_id).await
+        {
+            self.metrics.shield_refusals.with_label_values(&[answer.code]).inc();
+            return self.refuse(session, ctx, Decision::RefusedShield, &answer).await;
+        }
         if admitted.route.class == RouteClass::Account {
             ctx.target = Some(Target::ControlPlane);
             ctx.decision = Decision::ControlPlane;

@@ -439,3 +439,58 @@ async fn an_ip_that_keeps_failing_authentication_is_slowed_down() {
     assert_eq!(slowed.status(), 429, "even a valid token waits: the IP is guessing");
     assert!(slowed.headers().contains_key("retry-after"));
 }
+
+#[tokio::test]
+async fn malformed_or_invalid_commands_are_refused_before_they_reach_ajax_or_the_budget() {
+    let w = world().await;
+    let hubs: Value = session_get(format!("{}/api/user/{}/hubs", w.proxy.url, w.uid), &w.token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let hub = hubs[0]["hubId"].as_str().expect("hub").to_owned();
+    w.sim.reset().await;
+    let arming = format!("{}/api/user/{}/hubs/{hub}/commands/arming", w.proxy.url, w.uid);
+    let send = |body: &'static str, content_type: &'static str| {
+        let (url, token) = (arming.clone(), w.token.clone());
+        async move {
+            let response = client()
+                .put(url)
+                .header("x-session-token", token)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .expect("arming");
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.expect("json body");
+            (status, body["errors"][0]["code"].as_str().unwrap_or("").to_owned())
+        }
+    };
+    assert_eq!(
+        send(r#"{"command":"EXPLODE","ignoreProblems":true}"#, "application/json").await,
+        (422, "invalid_command".into())
+    );
+    assert_eq!(
+        send(r#"{"command":"ARM""#, "application/json").await,
+        (400, "malformed_json".into())
+    );
+    assert_eq!(
+        send(r#"{"command":"ARM"}"#, "text/plain").await,
+        (400, "body_not_json".into())
+    );
+    assert_eq!(w.sim.stats().await["requests_total"], 0, "nothing reached Ajax");
+    // A valid command still goes through, body intact.
+    let (status, _) = {
+        let response = client()
+            .put(&arming)
+            .header("x-session-token", &w.token)
+            .json(&json!({"command": "NIGHT_MODE_ON", "ignoreProblems": false}))
+            .send()
+            .await
+            .expect("arming");
+        (response.status().as_u16(), ())
+    };
+    assert!(status == 204 || status == 422, "forwarded to Ajax: {status}");
+    assert_eq!(w.sim.stats().await["requests_total"], 1);
+}
