@@ -213,7 +213,19 @@ def status_of(url, headers):
     return subprocess.run(args + [url], capture_output=True, text=True).stdout.strip()
 
 
+def raise_open_files_limit(wanted=65536):
+    """The queue scenario holds thousands of sockets in this process and in the proxy (which
+    inherits the limit): raise the soft limit as far as the hard one allows."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def main():
+    raise_open_files_limit()
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="a few seconds per scenario, debug build")
     parser.add_argument("--duration", type=int, default=None)
@@ -292,7 +304,7 @@ def main():
         proxy.wait(timeout=15)
 
         # Scenario 5: a budget that queues (queue_count requests spread over ~20 s of slots).
-        queue_count = 1000 if options.quick else 10000
+        queue_count = 500 if options.quick else 10000
         queue_rate = f"{queue_count // 20}/1s"
         queue_env = dict(proxy_env, ASF_GLOBAL_RATE=queue_rate, ASF_GLOBAL_BURST="3", ASF_QUEUE_MAX_WAIT="40s",
                          ASF_TENANT_RATE_PER_MINUTE="100000000", ASF_TENANT_BURST="100000",
