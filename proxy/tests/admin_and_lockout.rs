@@ -45,15 +45,7 @@ async fn admin_api_needs_a_valid_token_and_the_admin_role() {
     );
 
     let admin = admin_token(&s).await;
-    let page: Value = client()
-        .get(format!("{url}?q=DEMO"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+    let page: Value = bearer_json(format!("{url}?q=DEMO"), &admin).await;
     assert_eq!(page["total"], 2, "{page}");
     let emails: Vec<&str> = page["items"]
         .as_array()
@@ -138,15 +130,7 @@ async fn suspension_is_refused_by_a_running_proxy_within_one_second_and_lifted_b
 async fn me_shows_profile_and_tenant_and_admins_create_and_fill_organisations() {
     let s = System::start(&[]).await;
     let (token, uid) = logged_in(&s, "demo@example.com").await;
-    let me: Value = client()
-        .get(format!("{}/v1/me", s.control.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("me")
-        .json()
-        .await
-        .expect("json");
+    let me: Value = bearer_json(format!("{}/v1/me", s.control.url), &token).await;
     assert_eq!(me["user"]["ajax_user_id"], uid.as_str());
     assert_eq!(me["tenant"]["kind"], "personal");
     assert_eq!(me["tenant"]["plan"], "free");
@@ -172,15 +156,7 @@ async fn me_shows_profile_and_tenant_and_admins_create_and_fill_organisations() 
     assert_eq!(moved.status(), 200);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (fresh, _) = logged_in(&s, "demo@example.com").await;
-    let me: Value = client()
-        .get(format!("{}/v1/me", s.control.url))
-        .bearer_auth(&fresh)
-        .send()
-        .await
-        .expect("me")
-        .json()
-        .await
-        .expect("json");
+    let me: Value = bearer_json(format!("{}/v1/me", s.control.url), &fresh).await;
     assert_eq!(me["tenant"]["name"], "Acme Security");
     let bad = client()
         .post(format!("{}/v1/admin/tenants", s.control.url))
@@ -314,27 +290,11 @@ async fn admins_see_the_global_budget_and_the_busiest_tenants() {
             .status(),
         403
     );
-    let view: Value = client()
-        .get(&url)
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+    let view: Value = bearer_json(&url, &admin).await;
     assert_eq!(view["limit"], 600000, "{view}");
     assert_eq!(view["lanes"].as_array().map(Vec::len), Some(3), "{view}");
     assert!(view["granted_in_window"].as_u64().expect("granted") >= 3, "{view}");
-    let me: Value = client()
-        .get(format!("{}/v1/me", s.control.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("me")
-        .json()
-        .await
-        .expect("json");
+    let me: Value = bearer_json(format!("{}/v1/me", s.control.url), &token).await;
     let top = &view["top_tenants"][0];
     assert_eq!(top["tenant_id"], me["tenant"]["id"], "{view}");
     assert_eq!(top["requests"], 3, "{view}");

@@ -351,12 +351,7 @@ async fn metrics_count_requests_by_class_status_and_decision() {
         200
     );
     assert_eq!(get(&w, "/api/user/x/unknown", &w.token).await.status(), 404);
-    let text = reqwest::get(&w.proxy.metrics_url)
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = metrics_text(&w.proxy.metrics_url).await;
     assert!(
         text.contains(r#"asf_proxy_requests_total{class="hub_read",decision="forwarded",status="200"} 1"#),
         "{text}"
@@ -399,12 +394,7 @@ async fn a_flooding_client_ip_is_held_back_before_any_redis_call() {
         60,
         "{statuses:?}"
     );
-    let text = reqwest::get(&w.proxy.metrics_url)
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = metrics_text(&w.proxy.metrics_url).await;
     assert!(
         text.contains(r#"asf_shield_refusals_total{reason="client_rate"}"#),
         "{text}"

@@ -286,12 +286,7 @@ async fn ajax_pushback_pauses_the_budget_and_clients_never_see_a_raw_upstream_42
         }
         other => panic!("expected the gateway's own 429: {other:?}"),
     }
-    let metrics = reqwest::get(&b.proxies[0].metrics_url)
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&b.proxies[0].metrics_url).await;
     assert!(
         metrics.contains(r#"asf_ajax_pushbacks_total{kind="status"}"#),
         "{metrics}"
@@ -358,12 +353,7 @@ async fn a_redis_outage_neither_overspends_nor_hangs_and_recovers_without_restar
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if matches!(hubs(&base, &token, &uid).await, Outcome::Served(200)) {
-            let metrics = reqwest::get(&b.proxies[0].metrics_url)
-                .await
-                .expect("metrics")
-                .text()
-                .await
-                .expect("text");
+            let metrics = metrics_text(&b.proxies[0].metrics_url).await;
             if metrics.contains("asf_budget_fallback 0") {
                 break;
             }
@@ -448,12 +438,7 @@ async fn a_limit_message_inside_a_200_pauses_the_budget() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let metrics = reqwest::get(&b.proxies[0].metrics_url)
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&b.proxies[0].metrics_url).await;
     assert!(
         metrics.contains(r#"asf_ajax_pushbacks_total{kind="body"} 1"#),
         "{metrics}"

@@ -589,3 +589,21 @@ pub async fn session_get(url: impl reqwest::IntoUrl, token: &str) -> reqwest::Re
         .await
         .expect("request")
 }
+
+/// `GET url` with a bearer token, read as JSON.
+pub async fn bearer_json(url: impl reqwest::IntoUrl, token: &str) -> Value {
+    client()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// The proxy's Prometheus text.
+pub async fn metrics_text(url: &str) -> String {
+    reqwest::get(url).await.expect("metrics").text().await.expect("text")
+}
