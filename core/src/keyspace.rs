@@ -96,6 +96,11 @@ impl Keyspace {
         format!("{}:tenant-queue:{tenant_id}", self.budget_tag())
     }
 
+    /// The stream of audit records on their way to PostgreSQL (see [`crate::audit`]).
+    pub fn audit_stream(&self) -> String {
+        format!("{}:audit", self.prefix)
+    }
+
     /// Sorted set of the processes sharing the budget, by the time of their last heartbeat.
     pub fn instances(&self) -> String {
         format!("{}:instances", self.prefix)

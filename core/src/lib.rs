@@ -4,12 +4,16 @@
 
 pub mod ajax_client;
 pub mod ajax_wire;
+pub mod audit;
+pub mod body_schema;
 pub mod catalogue;
 pub mod claims;
 pub mod client_ip;
 pub mod jwk;
 pub mod keyspace;
+pub mod plans;
 pub mod secrets;
 pub mod session;
 pub mod session_refresh;
 pub mod throttle;
+pub mod voucher_code;

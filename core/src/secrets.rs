@@ -5,7 +5,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
 use rand::RngCore;
+use sha2::Sha256;
 
 const NONCE_LEN: usize = 24;
 
@@ -20,9 +22,13 @@ pub enum SecretsError {
     WrongKeyOrTampered,
 }
 
-/// The 32-byte key that seals Ajax tokens. `Debug` never shows it.
+/// The 32-byte key that seals Ajax tokens and from which purpose-bound subkeys are derived.
+/// `Debug` never shows it.
 #[derive(Clone)]
-pub struct SecretsKey(XChaCha20Poly1305);
+pub struct SecretsKey {
+    cipher: XChaCha20Poly1305,
+    raw: [u8; 32],
+}
 
 impl std::fmt::Debug for SecretsKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -35,7 +41,19 @@ impl SecretsKey {
     pub fn from_base64(text: &str) -> Result<Self, SecretsError> {
         let bytes = STANDARD.decode(text.trim()).map_err(|_| SecretsError::BadKey)?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| SecretsError::BadKey)?;
-        Ok(Self(XChaCha20Poly1305::new(&key.into())))
+        Ok(Self {
+            cipher: XChaCha20Poly1305::new(&key.into()),
+            raw: key,
+        })
+    }
+
+    /// A key for one purpose (e.g. the audit chain), derived with HMAC-SHA256 so that it reveals
+    /// nothing about this key or about the subkeys of other purposes.
+    pub fn subkey(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.raw).expect("HMAC takes keys of any length");
+        mac.update(b"asf-subkey:");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     /// A fresh random key, base64-encoded (for sandbox mode and tests).
@@ -54,7 +72,10 @@ impl SecretsKey {
             aad: context.as_bytes(),
         };
         // Encryption with a valid key and nonce only fails for messages beyond 256 GiB.
-        let ciphertext = self.0.encrypt(XNonce::from_slice(&nonce), payload).unwrap_or_default();
+        let ciphertext = self
+            .cipher
+            .encrypt(XNonce::from_slice(&nonce), payload)
+            .unwrap_or_default();
         let mut out = Vec::with_capacity(NONCE_LEN + ciphertext.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ciphertext);
@@ -72,7 +93,7 @@ impl SecretsKey {
             msg: ciphertext,
             aad: context.as_bytes(),
         };
-        self.0
+        self.cipher
             .decrypt(XNonce::from_slice(nonce), payload)
             .map_err(|_| SecretsError::WrongKeyOrTampered)
     }
@@ -104,6 +125,14 @@ mod tests {
             Err(SecretsError::WrongKeyOrTampered)
         );
         assert_eq!(key.open("ctx-a", "!!"), Err(SecretsError::Malformed));
+    }
+
+    #[test]
+    fn subkeys_differ_by_purpose_and_by_key() {
+        let key = key();
+        assert_eq!(key.subkey("audit-chain"), key.subkey("audit-chain"));
+        assert_ne!(key.subkey("audit-chain"), key.subkey("other"));
+        assert_ne!(key.subkey("audit-chain"), self::key().subkey("audit-chain"));
     }
 
     #[test]
