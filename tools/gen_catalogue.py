@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """Derives the project's compact view of Ajax's API from Ajax's own Swagger document.
 
-Writes two committed files, so the project never carries Ajax's whole document:
+Writes three committed files, so the project never carries Ajax's whole document:
   core/catalogue/routes.tsv       one line per served operation: METHOD, path template, operationId, class
+  core/catalogue/command_bodies.json
+                                  per command (and panic) operation with a body: the body's schema,
+                                  references resolved, reduced to what the proxy checks (type, enum,
+                                  required, properties, items)
   ajax-sim/spec/responses.json    per user-mode operation: its success status and a response body built
                                   from the spec's schema (and checked against that schema here)
 
@@ -20,6 +24,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 ROUTES = ROOT / "core" / "catalogue" / "routes.tsv"
 RESPONSES = ROOT / "ajax-sim" / "spec" / "responses.json"
+COMMAND_BODIES = ROOT / "core" / "catalogue" / "command_bodies.json"
+# Keywords of a body schema the proxy checks; everything else (formats, descriptions) is left to Ajax.
+CHECKED_KEYWORDS = ("type", "enum", "required", "properties", "items")
 METHODS = ("get", "put", "post", "delete", "patch")
 
 # Paths the gateway serves itself (control plane), whatever the spec says of them.
@@ -153,6 +160,58 @@ def string_enums_as_strings(node):
     return node
 
 
+def checked_schema(schema, definitions, depth=0):
+    """A body schema reduced to the keywords the proxy checks, references resolved and `allOf`
+    merged. A polymorphic schema (`discriminator`) keeps only its own declared properties. Names in
+    `required` that the schema does not declare are dropped: the spec has such slips (its `Panic`
+    lists the fields of `location` as required at the top), and a panic must never be refused for
+    the spec's mistake."""
+    if depth > 8:
+        return {}
+    while "$ref" in schema:
+        schema = definitions[schema["$ref"].split("/")[-1]]
+    if "allOf" in schema:
+        merged = {"type": "object", "properties": {}, "required": []}
+        for part in schema["allOf"] + [{k: v for k, v in schema.items() if k != "allOf"}]:
+            part = checked_schema(part, definitions, depth + 1)
+            merged["properties"].update(part.get("properties", {}))
+            merged["required"] += part.get("required", [])
+        schema = merged
+    out = {}
+    kind = schema.get("type") or ("object" if "properties" in schema else None)
+    if kind:
+        out["type"] = kind
+    if "enum" in schema:
+        out["enum"] = [str(v) for v in schema["enum"]] if kind == "string" else schema["enum"]
+    if "properties" in schema:
+        out["properties"] = {
+            name: checked_schema(prop, definitions, depth + 1) for name, prop in schema["properties"].items()
+        }
+        required = [r for r in schema.get("required", []) if r in schema["properties"]]
+        if required:
+            out["required"] = required
+    if "items" in schema:
+        out["items"] = checked_schema(schema["items"], definitions, depth + 1)
+    return out
+
+
+def command_bodies(spec, routes):
+    """operationId -> checked body schema, for command and panic operations that take a body."""
+    commands = {op_id for _, _, op_id, cls in routes if cls in ("command", "panic")}
+    out = {}
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            if method not in METHODS or op.get("operationId") not in commands:
+                continue
+            for param in op.get("parameters", []):
+                if param.get("in") == "body":
+                    out[op["operationId"]] = {
+                        "required": bool(param.get("required")),
+                        "schema": checked_schema(param["schema"], spec["definitions"]),
+                    }
+    return out
+
+
 def success(op):
     for code in sorted(op.get("responses", {}), key=lambda c: int(c)):
         if 200 <= int(code) < 300:
@@ -190,7 +249,8 @@ def generate(spec_path):
     )
     tsv = header + "".join("\t".join(r) + "\n" for r in routes)
     resp = json.dumps(responses, indent=0, sort_keys=True, separators=(",", ":")) + "\n"
-    return tsv, resp
+    bodies = json.dumps(command_bodies(spec, routes), indent=1, sort_keys=True) + "\n"
+    return tsv, resp, bodies
 
 
 def check(op_id, value, schema):
@@ -207,9 +267,10 @@ def main(argv):
     check_only = "--check" in argv
     args = [a for a in argv if a != "--check"]
     spec = args[0] if args else str(ROOT.parent / "shared" / "ajax-api" / "swagger-1.135.0.yaml")
-    tsv, resp = generate(spec)
+    tsv, resp, bodies = generate(spec)
+    outputs = ((ROUTES, tsv), (RESPONSES, resp), (COMMAND_BODIES, bodies))
     if check_only:
-        stale = [str(p) for p, text in ((ROUTES, tsv), (RESPONSES, resp)) if not p.exists() or p.read_text() != text]
+        stale = [str(p) for p, text in outputs if not p.exists() or p.read_text() != text]
         if stale:
             print("stale: " + ", ".join(stale) + " (run tools/gen_catalogue.py)")
             return 1
@@ -217,9 +278,10 @@ def main(argv):
         return 0
     ROUTES.parent.mkdir(parents=True, exist_ok=True)
     RESPONSES.parent.mkdir(parents=True, exist_ok=True)
-    ROUTES.write_text(tsv)
-    RESPONSES.write_text(resp)
-    print("wrote {} routes, {} responses".format(tsv.count("\n") - 1, len(json.loads(resp))))
+    for path, text in outputs:
+        path.write_text(text)
+    print("wrote {} routes, {} responses, {} command bodies".format(
+        tsv.count("\n") - 1, len(json.loads(resp)), len(json.loads(bodies))))
     return 0
 
 

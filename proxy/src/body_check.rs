@@ -1,6 +1,7 @@
 //! Command bodies checked before they can cost anything: a command (arming, panic, device command)
-//! must carry well-formed JSON with a JSON `Content-Type`, and the arming commands' `command` must be
-//! one of the spec's values; anything else is answered 400/422 and never reaches Ajax or the budget.
+//! must carry well-formed JSON with a JSON `Content-Type`, valid against the spec's schema for that
+//! operation (`asf_core::body_schema`: types, enums such as the arming `command`, required fields);
+//! anything else is answered 400/422 naming the problem, and never reaches Ajax or the budget.
 //! The body is read into Pingora's retry buffer, from which it is then sent upstream unchanged.
 
 use pingora::proxy::Session;
@@ -14,24 +15,29 @@ pub const MAX_COMMAND_BODY: usize = 64 * 1024;
 pub const NOT_JSON: LocalAnswer = LocalAnswer::new(400, "body_not_json", "The body must be JSON (application/json)");
 pub const MALFORMED_JSON: LocalAnswer = LocalAnswer::new(400, "malformed_json", "The body is not well-formed JSON");
 pub const TOO_LARGE: LocalAnswer = LocalAnswer::new(413, "body_too_large", "Request body too large");
-pub const BAD_ARMING: LocalAnswer = LocalAnswer::new(
-    422,
-    "invalid_command",
-    "command must be one of ARM, DISARM, NIGHT_MODE_ON, NIGHT_MODE_OFF, and ignoreProblems a boolean",
-);
+pub const INVALID_BODY: LocalAnswer =
+    LocalAnswer::new(422, "invalid_command", "The body does not match the operation's schema");
 
-/// The arming commands of the spec's `ArmCommand` schema.
-const ARMING_COMMANDS: [&str; 4] = ["ARM", "DISARM", "NIGHT_MODE_ON", "NIGHT_MODE_OFF"];
-
-/// Checks an arming body (`ArmCommand`: `command` from the enum, `ignoreProblems` a boolean).
-pub fn check_arming(body: &Value) -> Result<(), LocalAnswer> {
-    let command_ok = body
-        .get("command")
-        .and_then(Value::as_str)
-        .is_some_and(|c| ARMING_COMMANDS.contains(&c));
-    let flag_ok = body.get("ignoreProblems").is_none_or(Value::is_boolean);
-    if command_ok && flag_ok { Ok(()) } else { Err(BAD_ARMING) }
+/// Checks a parsed body (`None`: empty) against the spec's schema for `operation_id`.
+pub fn check_schema(operation_id: &str, body: Option<&Value>) -> Result<(), LocalAnswer> {
+    let Some(spec) = asf_core::body_schema::builtin().get(operation_id) else {
+        return Ok(());
+    };
+    match body {
+        // A panic is never refused for lacking what the spec calls required: it may carry no body.
+        None if spec.required && operation_id != PANIC_OPERATION => {
+            Err(INVALID_BODY.with_message("A JSON body is required for this command".into()))
+        }
+        None => Ok(()),
+        Some(value) => spec
+            .schema
+            .check(value)
+            .map_err(|violation| INVALID_BODY.with_message(violation.to_string())),
+    }
 }
+
+/// The panic command's operation id.
+const PANIC_OPERATION: &str = "sendPanic";
 
 /// Parses a command body: JSON content type and well-formed JSON (an empty body is allowed: some
 /// commands, like panic, take none).
@@ -71,10 +77,7 @@ pub async fn check_command(session: &mut Session, operation_id: &str) -> Result<
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let parsed = parse(content_type, &body)?;
-    if matches!(operation_id, "sendArm" | "sendArmForGroup") {
-        check_arming(parsed.as_ref().unwrap_or(&Value::Null))?;
-    }
-    Ok(())
+    check_schema(operation_id, parsed.as_ref())
 }
 
 #[cfg(test)]
@@ -84,20 +87,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn arming_bodies_follow_the_spec_enum() {
-        assert!(check_arming(&json!({"command": "ARM", "ignoreProblems": true})).is_ok());
-        assert!(check_arming(&json!({"command": "NIGHT_MODE_OFF"})).is_ok());
-        assert_eq!(
-            check_arming(&json!({"command": "EXPLODE"})).err().map(|a| a.status),
-            Some(422)
+    fn bodies_are_checked_against_their_operations_schema() {
+        assert!(check_schema("sendArm", Some(&json!({"command": "ARM", "ignoreProblems": true}))).is_ok());
+        let refused =
+            check_schema("sendArm", Some(&json!({"command": "EXPLODE", "ignoreProblems": true}))).expect_err("enum");
+        assert_eq!((refused.status, refused.code), (422, "invalid_command"));
+        assert!(refused.message.contains("ARM, DISARM"), "{}", refused.message);
+        assert_eq!(check_schema("sendArm", None).err().map(|a| a.status), Some(422));
+        assert!(
+            check_schema("sendPanic", None).is_ok(),
+            "a panic may come without a body"
         );
-        assert_eq!(
-            check_arming(&json!({"command": "ARM", "ignoreProblems": "yes"}))
-                .err()
-                .map(|a| a.status),
-            Some(422)
+        assert!(
+            check_schema("cancelSearch", None).is_ok(),
+            "no schema, nothing to check"
         );
-        assert_eq!(check_arming(&Value::Null).err().map(|a| a.status), Some(422));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! id, `Retry-After` where the client should come back later, and keep-alive kept (Pingora's
 //! `respond_error` would close the connection).
 
+use std::borrow::Cow;
+
 use asf_core::ajax_wire::ErrorBody;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
@@ -12,7 +14,7 @@ use pingora::proxy::Session;
 #[derive(Debug, Clone)]
 pub struct LocalAnswer {
     pub status: u16,
-    pub message: &'static str,
+    pub message: Cow<'static, str>,
     /// Machine-readable reason, in `errors[0].code`.
     pub code: &'static str,
     pub retry_after_secs: Option<u64>,
@@ -22,10 +24,16 @@ impl LocalAnswer {
     pub const fn new(status: u16, code: &'static str, message: &'static str) -> Self {
         Self {
             status,
-            message,
+            message: Cow::Borrowed(message),
             code,
             retry_after_secs: None,
         }
+    }
+
+    /// The same answer with a message made for this request.
+    pub fn with_message(mut self, message: String) -> Self {
+        self.message = Cow::Owned(message);
+        self
     }
 
     pub const fn retry_after(mut self, secs: u64) -> Self {
@@ -37,7 +45,7 @@ impl LocalAnswer {
 /// Writes `answer` to the client. The unread request body, if any, is drained first so that the
 /// connection can be reused.
 pub async fn send(session: &mut Session, answer: &LocalAnswer, request_id: &str) -> Result<()> {
-    let body = Bytes::from(ErrorBody::new(answer.message).with_code(answer.code).to_json());
+    let body = Bytes::from(ErrorBody::new(answer.message.as_ref()).with_code(answer.code).to_json());
     let mut header = ResponseHeader::build(answer.status, Some(5))?;
     header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
     header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;

@@ -25,6 +25,10 @@ pub struct Admitted {
 
 pub const BAD_PATH: LocalAnswer = LocalAnswer::new(400, "bad_path", "Malformed request path");
 pub const UNKNOWN_ROUTE: LocalAnswer = LocalAnswer::new(404, "unknown_route", "Unknown API route");
+/// Anything outside `{base}/api/`: scanner probes (`/.env`, `/wp-admin`, `/.git/config`, ...) end
+/// here, told apart from mistyped API routes by their own refusal reason. Matching is by the
+/// catalogue, never by substrings, so a real route whose ids look like a probe still passes.
+pub const OUTSIDE_API: LocalAnswer = LocalAnswer::new(404, "outside_api", "Not found");
 pub const COMPANY_ROUTE: LocalAnswer = LocalAnswer::new(
     404,
     "company_mode_not_served",
@@ -69,12 +73,12 @@ pub fn inspect(
         return Err(BAD_PATH);
     }
     let decoded = normalise(raw)?;
-    let below_base = decoded.strip_prefix(base_path).ok_or(UNKNOWN_ROUTE)?;
+    let below_base = decoded.strip_prefix(base_path).ok_or(OUTSIDE_API)?;
     let api_path = below_base
         .strip_prefix("/api")
         .filter(|p| p.starts_with('/'))
-        .ok_or(UNKNOWN_ROUTE)?;
-    let raw_below_base = raw.strip_prefix(base_path).ok_or(UNKNOWN_ROUTE)?;
+        .ok_or(OUTSIDE_API)?;
+    let raw_below_base = raw.strip_prefix(base_path).ok_or(OUTSIDE_API)?;
     let forward_path = match req.uri.query() {
         Some(query) => format!("{raw_below_base}?{query}"),
         None => raw_below_base.to_owned(),
@@ -183,14 +187,17 @@ mod tests {
             Catalogue::builtin(),
             1024,
         );
-        assert_eq!(outside.err().map(|a| a.code), Some("unknown_route"));
+        assert_eq!(outside.err().map(|a| a.code), Some("outside_api"));
     }
 
     #[test]
     fn unknown_company_public_and_wrong_method_routes_are_told_apart() {
         let code = |m: &str, p: &str| inspect_path(m, p).err().map(|a| (a.status, a.code));
         assert_eq!(code("GET", "/api/user/A1/nothing"), Some((404, "unknown_route")));
-        assert_eq!(code("GET", "/.env"), Some((404, "unknown_route")));
+        assert_eq!(code("GET", "/.env"), Some((404, "outside_api")));
+        assert_eq!(code("GET", "/wp-admin/"), Some((404, "outside_api")));
+        assert_eq!(code("GET", "/.git/config"), Some((404, "outside_api")));
+        assert_eq!(code("GET", "/apiary"), Some((404, "outside_api")));
         assert_eq!(
             code("GET", "/api/company/C1/hubs"),
             Some((404, "company_mode_not_served"))

@@ -230,6 +230,32 @@ async fn unknown_company_and_malformed_routes_are_answered_locally() {
         assert_ajax_error_shape(&serde_json::from_str(&body).expect("json body"));
     }
     assert_eq!(w.sim.stats().await["requests_total"], 0);
+    // Probes outside the API are counted apart from mistyped API routes.
+    let metrics = metrics_containing(
+        &w.proxy.metrics_url,
+        &[r#"asf_shield_refusals_total{reason="outside_api"} 2"#],
+    )
+    .await;
+    assert!(
+        metrics.contains(r#"asf_shield_refusals_total{reason="outside_api"} 2"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"asf_shield_refusals_total{reason="unknown_route"} 1"#));
+    // No substring blocklist: a real route whose ids look like probes reaches Ajax.
+    for hub in [".env", "wp-admin", "manager1"] {
+        let (got, body) = raw_request(
+            &w.proxy.url,
+            "GET",
+            &format!("/api/user/{}/hubs/{hub}", w.uid),
+            &[("x-session-token", &w.token)],
+        )
+        .await;
+        assert!(
+            !body.contains("outside_api") && !body.contains("unknown_route"),
+            "{hub}: {got} {body}"
+        );
+    }
+    assert_eq!(w.sim.stats().await["requests_total"], 3);
 }
 
 #[tokio::test]
@@ -351,7 +377,14 @@ async fn metrics_count_requests_by_class_status_and_decision() {
         200
     );
     assert_eq!(get(&w, "/api/user/x/unknown", &w.token).await.status(), 404);
-    let text = metrics_text(&w.proxy.metrics_url).await;
+    let text = metrics_containing(
+        &w.proxy.metrics_url,
+        &[
+            r#"decision="forwarded",status="200"} 1"#,
+            r#"decision="refused_shield",status="404"} 1"#,
+        ],
+    )
+    .await;
     assert!(
         text.contains(r#"asf_proxy_requests_total{class="hub_read",decision="forwarded",status="200"} 1"#),
         "{text}"
@@ -469,6 +502,36 @@ async fn malformed_or_invalid_commands_are_refused_before_they_reach_ajax_or_the
         send(r#"{"command":"ARM"}"#, "text/plain").await,
         (400, "body_not_json".into())
     );
+    // Every command is checked against its own schema from the spec, not only arming.
+    let refusal = |path: String, body: Value| {
+        let token = w.token.clone();
+        async move {
+            let response = client()
+                .request(reqwest::Method::PUT, path)
+                .header("x-session-token", token)
+                .json(&body)
+                .send()
+                .await
+                .expect("command");
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.expect("json body");
+            (status, body["message"].as_str().unwrap_or("").to_owned())
+        }
+    };
+    let base = format!("{}/api/user/{}/hubs/{hub}", w.proxy.url, w.uid);
+    let (status, message) = refusal(
+        format!("{base}/groups/1/commands/arming"),
+        json!({"command": "NIGHT_MODE_ON", "ignoreProblems": true}),
+    )
+    .await;
+    assert_eq!(
+        (status, message.as_str()),
+        (422, "body.command: must be one of ARM, DISARM")
+    );
+    let (status, message) = refusal(format!("{base}/commands/muteFireDetectors"), json!({})).await;
+    assert_eq!((status, message.as_str()), (422, "body: muteType is required"));
+    let (status, message) = refusal(format!("{base}/commands/groupsMode"), json!({"groupsMode": true})).await;
+    assert_eq!((status, message.as_str()), (422, "body.groupsMode: must be a string"));
     assert_eq!(w.sim.stats().await["requests_total"], 0, "nothing reached Ajax");
     // A valid command still goes through, body intact.
     let (status, _) = {

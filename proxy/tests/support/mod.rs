@@ -292,11 +292,15 @@ impl ControlPlane {
         Self::start_with(ajax_url, shared, port, &[]).await
     }
 
+    /// Starts asf-control on a fresh database of the shared PostgreSQL, or on `DATABASE_URL` when
+    /// `env` names one.
     pub async fn start_with(ajax_url: &str, shared: &Shared, port: u16, env: &[(&str, &str)]) -> ControlPlane {
-        let database_url = fresh_database();
+        let database_url = env
+            .iter()
+            .find(|(name, _)| *name == "DATABASE_URL")
+            .map_or_else(fresh_database, |(_, url)| (*url).to_owned());
         let child = Command::new(binary("asf-control"))
             .envs(GENEROUS_BUDGET.iter().copied())
-            .envs(env.iter().copied())
             .args([
                 "--config",
                 concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/control-plane.yaml"),
@@ -309,6 +313,7 @@ impl ControlPlane {
             .env("ASF_SECRETS_KEY", &shared.secrets_b64)
             .env("AJAX_API_URL", ajax_url)
             .env("AJAX_API_KEY", API_KEY)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -506,6 +511,19 @@ impl System {
         command
     }
 
+    /// Starts `asf-control worker` (session upkeep, audit mover) with extra environment.
+    pub fn start_worker(&self, env: &[(&str, &str)]) -> Proc {
+        let child = self
+            .control(&["worker"])
+            .env("ASF_WORKER_NAME", "test-worker")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn asf-control worker");
+        Proc(child)
+    }
+
     /// Runs an asf-control command line to completion.
     pub fn control_command(&self, args: &[&str]) -> std::process::Output {
         self.control(args).output().expect("asf-control")
@@ -580,6 +598,100 @@ impl OwnRedis {
     }
 }
 
+/// A PostgreSQL server of one test's own (its own cluster, on a free port), that the test may
+/// stop and start again.
+pub struct OwnPostgres {
+    pub port: u16,
+    dir: PathBuf,
+    proc: Option<Proc>,
+}
+
+fn postgres_bin(name: &str) -> PathBuf {
+    let versions = std::fs::read_dir("/usr/lib/postgresql").expect("PostgreSQL is installed");
+    let mut dirs: Vec<PathBuf> = versions.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    dirs.sort();
+    dirs.last().expect("a PostgreSQL version").join("bin").join(name)
+}
+
+/// A command run as the `postgres` user (PostgreSQL refuses to run as root).
+fn as_postgres(program: PathBuf) -> Command {
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid=postgres", "--regid=postgres", "--clear-groups", "--"])
+        .arg(program);
+    command
+}
+
+impl OwnPostgres {
+    pub async fn start() -> OwnPostgres {
+        let dir = std::env::temp_dir().join(format!("asf-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("data dir");
+        let chown = Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(&dir)
+            .status()
+            .expect("chown");
+        assert!(chown.success());
+        let init = as_postgres(postgres_bin("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+            .arg(dir.join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("initdb");
+        assert!(init.success(), "initdb");
+        let mut pg = OwnPostgres {
+            port: free_port(),
+            dir,
+            proc: None,
+        };
+        pg.resume().await;
+        pg
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts the server (again) on the same port.
+    pub async fn resume(&mut self) {
+        let child = as_postgres(postgres_bin("postgres"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+            ])
+            .arg("-k")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("postgres");
+        self.proc = Some(Proc(child));
+        wait_for_port(format!("127.0.0.1:{}", self.port).parse().expect("addr")).await;
+    }
+
+    /// Stops the server (fast shutdown: open connections are cut) and waits until it is down.
+    pub fn stop(&mut self) {
+        if let Some(mut proc) = self.proc.take() {
+            let _ = Command::new("kill").arg("-INT").arg(proc.0.id().to_string()).status();
+            let _ = proc.0.wait();
+        }
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// `GET url` with our access token in `X-Session-Token`, as Ajax clients send it.
 pub async fn session_get(url: impl reqwest::IntoUrl, token: &str) -> reqwest::Response {
     client()
@@ -606,4 +718,17 @@ pub async fn bearer_json(url: impl reqwest::IntoUrl, token: &str) -> Value {
 /// The proxy's Prometheus text.
 pub async fn metrics_text(url: &str) -> String {
     reqwest::get(url).await.expect("metrics").text().await.expect("text")
+}
+
+/// The proxy's Prometheus text once it contains every one of `needles` (metrics of a request are
+/// counted in its logging phase, just after the client has its answer), or after 5 s.
+pub async fn metrics_containing(url: &str, needles: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = metrics_text(url).await;
+        if needles.iter().all(|n| text.contains(n)) || Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
