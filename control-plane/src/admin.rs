@@ -14,6 +14,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::accounts;
+use crate::audit::AuditNote;
 use crate::auth::{Admin, CurrentUser};
 use crate::error::ApiError;
 use crate::routes::body;
@@ -94,7 +95,7 @@ async fn suspend(
         return Err(ApiError::Unprocessable("Admins cannot suspend themselves".into()));
     }
     let mut conn = state.db.acquire().await?;
-    accounts::view(&mut conn, id)
+    let before = accounts::view(&mut conn, id)
         .await?
         .ok_or(ApiError::NotFound("No such user"))?;
     // Redis first: if the database write then fails, the user is merely logged out, never left
@@ -107,7 +108,7 @@ async fn suspend(
         .await?
         .ok_or(ApiError::NotFound("No such user"))?;
     tracing::info!(admin = %admin.0.user.id, user = %id, "user suspended");
-    Ok(Json(user))
+    Ok(AuditNote::admin_change(&admin, "suspend_user", id, &before, &user).attach(Json(user)))
 }
 
 async fn unsuspend(
@@ -117,11 +118,14 @@ async fn unsuspend(
 ) -> Result<impl IntoResponse, ApiError> {
     let id = user_id(&id)?;
     let mut conn = state.db.acquire().await?;
+    let before = accounts::view(&mut conn, id)
+        .await?
+        .ok_or(ApiError::NotFound("No such user"))?;
     let user = accounts::set_status(&mut conn, id, "active")
         .await?
         .ok_or(ApiError::NotFound("No such user"))?;
     tracing::info!(admin = %admin.0.user.id, user = %id, "user unsuspended");
-    Ok(Json(user))
+    Ok(AuditNote::admin_change(&admin, "unsuspend_user", id, &before, &user).attach(Json(user)))
 }
 
 #[derive(Deserialize)]
@@ -138,6 +142,9 @@ async fn move_user(
     let id = user_id(&id)?;
     let request = body(parsed)?;
     let mut tx = state.db.begin().await?;
+    let before = accounts::view(&mut tx, id)
+        .await?
+        .ok_or(ApiError::NotFound("No such user"))?;
     accounts::tenant(&mut tx, request.tenant_id)
         .await?
         .ok_or(ApiError::NotFound("No such tenant"))?;
@@ -151,7 +158,7 @@ async fn move_user(
         .await?;
     tx.commit().await?;
     tracing::info!(admin = %admin.0.user.id, user = %id, tenant = %request.tenant_id, "user moved");
-    Ok(Json(user))
+    Ok(AuditNote::admin_change(&admin, "move_user", id, &before, &user).attach(Json(user)))
 }
 
 #[derive(Deserialize)]
@@ -172,5 +179,6 @@ async fn create_tenant(
     let mut conn = state.db.acquire().await?;
     let tenant = accounts::create_organisation(&mut conn, name).await?;
     tracing::info!(admin = %admin.0.user.id, tenant = %tenant.id, "organisation tenant created");
-    Ok((StatusCode::CREATED, Json(tenant)))
+    let note = AuditNote::admin_change(&admin, "create_tenant", tenant.id, Option::<()>::None, &tenant);
+    Ok(note.attach((StatusCode::CREATED, Json(tenant))))
 }

@@ -31,6 +31,13 @@ pub struct TokenPair {
     pub user_id: String,
 }
 
+/// Tokens issued to a user, with who they are (for the audit record).
+pub struct Issued {
+    pub pair: TokenPair,
+    pub user_id: uuid::Uuid,
+    pub tenant_id: uuid::Uuid,
+}
+
 /// Maps an Ajax failure during login or refresh to what the client must see (never a 500).
 fn ajax_failure(e: AjaxCallError) -> ApiError {
     match e {
@@ -78,7 +85,7 @@ pub fn validate_login(request: &LoginRequest) -> Result<(), ApiError> {
 }
 
 /// `POST /api/login` from the client at `ip`.
-pub async fn login(state: &AppState, request: LoginRequest, ip: std::net::IpAddr) -> Result<TokenPair, ApiError> {
+pub async fn login(state: &AppState, request: LoginRequest, ip: std::net::IpAddr) -> Result<Issued, ApiError> {
     validate_login(&request)?;
     if let Some(retry_after_secs) = state.lockout.locked_for(&request.login, ip).await? {
         return Err(ApiError::TooManyRequests {
@@ -122,10 +129,14 @@ pub async fn login(state: &AppState, request: LoginRequest, ip: std::net::IpAddr
     let access = mint_access(state, &user, &family.to_string()).await?;
     tx.commit().await?;
     tracing::info!(user = %user.id, created, "login");
-    Ok(TokenPair {
-        session_token: access,
-        refresh_token: refresh,
-        user_id: user.ajax_user_id,
+    Ok(Issued {
+        pair: TokenPair {
+            session_token: access,
+            refresh_token: refresh,
+            user_id: user.ajax_user_id,
+        },
+        user_id: user.id,
+        tenant_id: user.tenant_id,
     })
 }
 
@@ -150,7 +161,7 @@ async fn take_budget_slot(state: &AppState) -> Result<(), ApiError> {
 }
 
 /// `POST /api/refresh`: rotates our refresh token and mints a new access token.
-pub async fn refresh(state: &AppState, presented: &str, ajax_user_id: &str) -> Result<TokenPair, ApiError> {
+pub async fn refresh(state: &AppState, presented: &str, ajax_user_id: &str) -> Result<Issued, ApiError> {
     let (token, new_hash) = refresh_tokens::new_token();
     let mut tx = state.db.begin().await?;
     let rotation = refresh_tokens::rotate(&mut tx, &refresh_tokens::hash(presented), &new_hash).await?;
@@ -180,10 +191,14 @@ pub async fn refresh(state: &AppState, presented: &str, ajax_user_id: &str) -> R
     }
     let access = mint_access(state, &user, &family_id.to_string()).await?;
     tx.commit().await?;
-    Ok(TokenPair {
-        session_token: access,
-        refresh_token: token,
-        user_id: user.ajax_user_id,
+    Ok(Issued {
+        pair: TokenPair {
+            session_token: access,
+            refresh_token: token,
+            user_id: user.ajax_user_id,
+        },
+        user_id: user.id,
+        tenant_id: user.tenant_id,
     })
 }
 

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod admin;
+mod audit;
 mod auth;
 mod error;
 mod identity;
@@ -68,6 +69,20 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain from its anchor to its head; exits non-zero naming the first broken
+    /// record.
+    Verify,
+    /// Remove records past the retention period now (the worker also does this hourly).
+    Prune,
 }
 
 #[derive(Subcommand)]
@@ -112,8 +127,16 @@ async fn main() -> anyhow::Result<()> {
                 ajax: AjaxClient::new(&settings.ajax_api_url, &settings.ajax_api_key, settings.ajax_timeout)?,
                 budget: GlobalBudget::new(Keyspace::new(settings.redis_prefix.clone()), &settings.budget)?,
             };
+            let mover = audit::mover::AuditMover {
+                redis: redis::Client::open(settings.redis_url.as_str()).context("REDIS_URL")?,
+                stream: Keyspace::new(settings.redis_prefix.clone()).audit_stream(),
+                consumer: worker_name(),
+                db: db.clone(),
+                chain_key: asf_core::audit::chain_key(&settings.secrets_key),
+                claim_idle: settings.audit_claim_idle,
+            };
             println!("asf-control worker running");
-            worker::run(refresher, settings.worker_interval).await;
+            worker::run(refresher, settings.worker_interval, mover, db, settings.audit_retention).await;
             Ok(())
         }
         Command::Admin {
@@ -142,6 +165,35 @@ async fn main() -> anyhow::Result<()> {
             println!("{kid}");
             Ok(())
         }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let key = asf_core::audit::chain_key(&settings.secrets_key);
+            match audit::verify::verify(&db, &key).await? {
+                audit::verify::Verdict::Intact {
+                    records,
+                    first_seq,
+                    last_seq,
+                } => {
+                    println!("audit chain intact: {records} records ({first_seq}..={last_seq})");
+                    Ok(())
+                }
+                audit::verify::Verdict::Broken { seq, record_id, reason } => {
+                    let id = record_id.map(|id| format!(" (id {id})")).unwrap_or_default();
+                    eprintln!("audit chain broken at record {seq}{id}: {reason}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Audit {
+            command: AuditCommand::Prune,
+        } => {
+            let cutoff = chrono::Utc::now().timestamp_millis()
+                - i64::try_from(settings.audit_retention.as_millis()).unwrap_or(i64::MAX);
+            let removed = audit::store::prune(&db, cutoff).await?;
+            println!("pruned {removed} audit records");
+            Ok(())
+        }
         Command::Serve { no_migrate } => {
             if !no_migrate {
                 migrate(&db).await?;
@@ -149,6 +201,21 @@ async fn main() -> anyhow::Result<()> {
             serve(settings, db).await
         }
     }
+}
+
+/// This worker's name in the audit consumer group: stable across restarts on one host, so a
+/// restarted worker picks up what it had read but not yet acknowledged.
+fn worker_name() -> String {
+    std::env::var("ASF_WORKER_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "worker".into())
 }
 
 async fn connect_redis(settings: &Settings) -> anyhow::Result<redis::aio::ConnectionManager> {
@@ -177,6 +244,12 @@ async fn serve(settings: Settings, db: sqlx::PgPool) -> anyhow::Result<()> {
         max_failures: settings.lockout_max_failures,
         period: settings.lockout_period,
     };
+    let audit = asf_core::audit::AuditSink::new(
+        redis::Client::open(settings.redis_url.as_str()).context("REDIS_URL")?,
+        keys.audit_stream(),
+        settings.audit_buffer_records,
+    );
+    audit.ensure_started();
     let sessions = SessionStore::new(redis, keys, settings.secrets_key.clone());
     let ajax = AjaxClient::new(&settings.ajax_api_url, &settings.ajax_api_key, settings.ajax_timeout)?;
     let state = AppState {
@@ -187,6 +260,7 @@ async fn serve(settings: Settings, db: sqlx::PgPool) -> anyhow::Result<()> {
         ajax,
         lockout,
         budget: GlobalBudget::new(keys_for_budget, &settings_budget)?,
+        audit,
     };
     let listener = tokio::net::TcpListener::bind(&state.settings.listen)
         .await
@@ -194,7 +268,9 @@ async fn serve(settings: Settings, db: sqlx::PgPool) -> anyhow::Result<()> {
     println!("asf-control listening on http://{}", listener.local_addr()?);
     tracing::info!(settings = ?state.settings, "control plane started");
     let hsts = std::env::var("ASF_HSTS").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    let audit = state.audit.clone();
     let app = routes::router()
+        .layer(axum::middleware::from_fn_with_state(state.clone(), audit::http::record))
         .layer(axum::middleware::map_response(move |response| async move {
             security_headers::apply(response, hsts)
         }))
@@ -207,5 +283,8 @@ async fn serve(settings: Settings, db: sqlx::PgPool) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
+    if !audit.flush(Duration::from_secs(5)).await {
+        tracing::error!(stats = ?audit.stats(), "audit records still buffered at shutdown");
+    }
     Ok(())
 }

@@ -12,7 +12,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde_json::json;
 
+use crate::audit::AuditNote;
 use crate::auth;
 use crate::error::ApiError;
 use crate::identity;
@@ -27,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(|| async { "ok" }))
         .merge(crate::admin::router())
+        .merge(crate::audit::api::router())
 }
 
 /// Turns axum's JSON rejections into the app's own error shape.
@@ -50,7 +53,13 @@ async fn login(
         .iter()
         .filter_map(|v| v.to_str().ok());
     let ip = state.settings.trusted_proxies.client_ip(peer.ip(), forwarded);
-    Ok(Json(identity::login(&state, request, ip).await?))
+    let attempted = json!({ "login": request.login.trim() });
+    Ok(match identity::login(&state, request, ip).await {
+        Ok(issued) => AuditNote::by(issued.user_id, issued.tenant_id)
+            .with_detail(attempted)
+            .attach(Json(issued.pair)),
+        Err(e) => AuditNote::default().with_detail(attempted).attach(e),
+    })
 }
 
 async fn refresh(
@@ -58,16 +67,15 @@ async fn refresh(
     parsed: Result<Json<RefreshRequest>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let request = body(parsed)?;
-    Ok(Json(
-        identity::refresh(&state, &request.refresh_token, &request.user_id).await?,
-    ))
+    let issued = identity::refresh(&state, &request.refresh_token, &request.user_id).await?;
+    Ok(AuditNote::by(issued.user_id, issued.tenant_id).attach(Json(issued.pair)))
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
     let token = auth::token_from(&headers).ok_or(ApiError::Unauthorized("Session token is missing"))?;
     let claims = auth::verify(&state, token, true).await?;
     identity::logout(&state, &claims).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(AuditNote::by(&claims.sub, &claims.tid).attach(StatusCode::NO_CONTENT))
 }
 
 async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {

@@ -36,6 +36,12 @@ pub struct SettingsFile {
     pub trusted_proxies: Option<Vec<String>>,
     /// How often the worker looks for Ajax sessions to keep alive.
     pub worker_interval_secs: Option<u64>,
+    /// How long audit records are kept (days).
+    pub audit_retention_days: Option<u64>,
+    /// Stream entries left unacknowledged this long by a worker are taken over by another.
+    pub audit_claim_idle_ms: Option<u64>,
+    /// Audit records held in memory while Redis is away; beyond this they are dropped (and counted).
+    pub audit_buffer_records: Option<u64>,
 }
 
 /// Checked settings.
@@ -60,6 +66,9 @@ pub struct Settings {
     pub worker_interval: Duration,
     /// The global upstream budget (same variables as the proxy: `ASF_GLOBAL_RATE`, ...).
     pub budget: BudgetConfig,
+    pub audit_retention: Duration,
+    pub audit_claim_idle: Duration,
+    pub audit_buffer_records: usize,
 }
 
 impl std::fmt::Debug for Settings {
@@ -134,6 +143,15 @@ impl SettingsFile {
         if let Some(secs) = number("ASF_WORKER_INTERVAL_SECS")? {
             self.worker_interval_secs = Some(secs);
         }
+        for (name, slot) in [
+            ("ASF_AUDIT_RETENTION_DAYS", &mut self.audit_retention_days),
+            ("ASF_AUDIT_CLAIM_IDLE_MS", &mut self.audit_claim_idle_ms),
+            ("ASF_AUDIT_BUFFER_RECORDS", &mut self.audit_buffer_records),
+        ] {
+            if let Some(value) = number(name)? {
+                *slot = Some(value);
+            }
+        }
         if let Some(list) = take("ASF_TRUSTED_PROXIES") {
             self.trusted_proxies = Some(
                 list.split(',')
@@ -191,6 +209,9 @@ impl SettingsFile {
                 setting: "global budget",
                 reason,
             })?,
+            audit_retention: Duration::from_secs(self.audit_retention_days.unwrap_or(365).max(1) * 86_400),
+            audit_claim_idle: Duration::from_millis(self.audit_claim_idle_ms.unwrap_or(30_000).max(100)),
+            audit_buffer_records: usize::try_from(self.audit_buffer_records.unwrap_or(100_000)).unwrap_or(usize::MAX),
         })
     }
 }

@@ -22,4 +22,6 @@ pub struct AppState {
     pub lockout: Lockout,
     /// Ajax login calls take a slot in the global budget's account lane.
     pub budget: GlobalBudget,
+    /// Where the control plane's audit records go.
+    pub audit: asf_core::audit::AuditSink,
 }

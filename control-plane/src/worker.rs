@@ -1,11 +1,15 @@
-//! `asf-control worker`: background jobs. Today: keep the Ajax sessions of recently active users
+//! `asf-control worker`: background jobs. It keeps the Ajax sessions of recently active users
 //! alive by refreshing them shortly before they expire (single-flight with every proxy, so a
-//! refresh here and a reactive one at a proxy never collide).
+//! refresh here and a reactive one at a proxy never collide), moves audit records from the Redis
+//! stream into PostgreSQL, and prunes audit records past their retention.
 
 use std::time::Duration;
 
 use asf_core::session_refresh::{RefreshError, SessionRefresher};
 use chrono::Utc;
+use sqlx::PgPool;
+
+use crate::audit::mover::AuditMover;
 
 /// Users seen by a proxy within this long count as active.
 const ACTIVE_WINDOW_SECS: i64 = 3600;
@@ -42,11 +46,28 @@ pub async fn keep_sessions_alive(refresher: &SessionRefresher) -> Result<usize, 
     Ok(refreshed)
 }
 
-/// Runs the jobs every `interval` until Ctrl-C.
-pub async fn run(refresher: SessionRefresher, interval: Duration) {
+/// How often audit records past their retention are pruned.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Prunes audit records older than `retention`.
+async fn prune_audit(db: &PgPool, retention: Duration) {
+    let cutoff = Utc::now().timestamp_millis() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    match crate::audit::store::prune(db, cutoff).await {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "pruned audit records past retention"),
+        Err(e) => tracing::warn!(error = %e, "pruning audit records failed; will retry"),
+    }
+}
+
+/// Runs the jobs until Ctrl-C: session upkeep every `interval`, the audit mover continuously,
+/// retention hourly.
+pub async fn run(refresher: SessionRefresher, interval: Duration, mover: AuditMover, db: PgPool, retention: Duration) {
+    let mover = tokio::spawn(mover.run());
     let mut ticker = tokio::time::interval(interval);
+    let mut prune_ticker = tokio::time::interval(PRUNE_INTERVAL);
     loop {
         tokio::select! {
+            _ = prune_ticker.tick() => prune_audit(&db, retention).await,
             _ = ticker.tick() => {
                 match keep_sessions_alive(&refresher).await {
                     Ok(0) => {}
@@ -54,7 +75,10 @@ pub async fn run(refresher: SessionRefresher, interval: Duration) {
                     Err(e) => tracing::warn!(error = %e, "worker pass failed; will retry"),
                 }
             }
-            _ = tokio::signal::ctrl_c() => return,
+            _ = tokio::signal::ctrl_c() => {
+                mover.abort();
+                return;
+            }
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct ProxyFileConfig {
     pub base_path: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub upstream_timeout_ms: Option<u64>,
+    /// Audit records held in memory while Redis is away; beyond this they are dropped (counted).
+    pub audit_buffer_records: Option<usize>,
     #[serde(default)]
     pub auth: AuthFileConfig,
     #[serde(default)]
@@ -152,6 +154,7 @@ pub struct ProxyConfig {
     pub ip_guard: IpGuardConfig,
     pub max_headers: usize,
     pub max_header_bytes: usize,
+    pub audit_buffer_records: usize,
 }
 
 impl std::fmt::Debug for ProxyConfig {
@@ -255,6 +258,9 @@ impl ProxyFileConfig {
         }
         if let Some(value) = take("ASF_DENY_CIDRS") {
             self.shield.deny_cidrs = Some(list(value));
+        }
+        if let Some(value) = take("ASF_AUDIT_BUFFER_RECORDS").and_then(|v| v.parse().ok()) {
+            self.audit_buffer_records = Some(value);
         }
         if let Some(value) = take("ASF_PER_IP_PER_SECOND").and_then(|v| v.parse().ok()) {
             self.shield.per_ip_per_second = Some(value);
@@ -368,6 +374,7 @@ impl ProxyFileConfig {
             ip_guard,
             max_headers: self.shield.max_headers.unwrap_or(64),
             max_header_bytes: self.shield.max_header_bytes.unwrap_or(16 * 1024),
+            audit_buffer_records: self.audit_buffer_records.unwrap_or(100_000).max(1),
         })
     }
 }

@@ -2,6 +2,7 @@
 //! See `pipeline` for the request path; every other module owns one step of it.
 
 pub mod admission;
+pub mod audit;
 pub mod auth;
 pub mod body_check;
 pub mod config;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use asf_core::audit::AuditSink;
 use asf_core::catalogue::Catalogue;
 use async_trait::async_trait;
 use jsonwebtoken::DecodingKey;
@@ -94,6 +95,7 @@ fn run(opt: Opt, server_conf: ServerConf, config: ProxyConfig) -> anyhow::Result
     };
     let verifier = Arc::new(Verifier::new(keys, &config.auth));
     let keyspace = Keyspace::new(config.redis_prefix.clone());
+    let keyspace_for_audit = keyspace.audit_stream();
     let redis = Arc::new(RedisLink::new(&config.redis_url, config.redis_timeout).context("REDIS_URL")?);
     let throttle = Arc::new(
         Throttle::new(
@@ -120,6 +122,11 @@ fn run(opt: Opt, server_conf: ServerConf, config: ProxyConfig) -> anyhow::Result
         redis.clone(),
         throttle,
     ));
+    let audit = AuditSink::new(
+        redis::Client::open(config.redis_url.as_str()).context("REDIS_URL")?,
+        keyspace_for_audit,
+        config.audit_buffer_records,
+    );
     let gateway = Gateway {
         catalogue: Catalogue::builtin(),
         verifier: verifier.clone(),
@@ -129,6 +136,7 @@ fn run(opt: Opt, server_conf: ServerConf, config: ProxyConfig) -> anyhow::Result
         ajax: Upstream::new(config.ajax.clone(), config.upstream_timeout),
         control_plane: Upstream::new(config.control_plane.clone(), config.upstream_timeout),
         metrics: metrics.clone(),
+        audit: audit.clone(),
         config: config.clone(),
     };
 
@@ -138,7 +146,8 @@ fn run(opt: Opt, server_conf: ServerConf, config: ProxyConfig) -> anyhow::Result
     // 4 KiB read buffers instead of Pingora's 64 KiB: Ajax requests are small, and with 10,000
     // connections waiting for budget slots the buffers were most of the proxy's memory.
     proxy.add_listener(ListenerConfig::tcp(&config.listen).l4_buffer(L4BufferSettings::new(4096, 1460)));
-    let mut metrics_service = pingora::services::listening::Service::new("metrics".into(), MetricsApp(metrics));
+    let mut metrics_service =
+        pingora::services::listening::Service::new("metrics".into(), MetricsApp(metrics, audit.clone()));
     metrics_service.add_tcp(&config.metrics_listen);
     let refresher = background_service(
         "jwks",
@@ -150,11 +159,27 @@ fn run(opt: Opt, server_conf: ServerConf, config: ProxyConfig) -> anyhow::Result
     server.add_service(proxy);
     server.add_service(metrics_service);
     server.add_service(refresher);
+    server.add_service(background_service("audit-flush", AuditFlusher(audit)));
     println!(
         "asf-proxy listening on http://{} (metrics on http://{}/metrics)",
         config.listen, config.metrics_listen
     );
     server.run_forever();
+}
+
+/// At shutdown, keeps shipping the audit records of the requests still finishing, from a runtime
+/// of its own, until the process ends.
+struct AuditFlusher(AuditSink);
+
+#[async_trait]
+impl BackgroundService for AuditFlusher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let _ = shutdown.changed().await;
+        loop {
+            self.0.ship_remaining().await;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// Keeps the JWKS cache fresh in the background (EdDSA mode only).

@@ -1,10 +1,12 @@
 //! Prometheus metrics of the proxy and the small HTTP app that serves them at `/metrics`.
 
+use asf_core::audit::{AuditSink, ShipperStats};
 use async_trait::async_trait;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// The proxy's metrics, registered in their own registry. Cloning shares them.
@@ -37,6 +39,12 @@ pub struct Metrics {
     pub pushbacks: IntCounterVec,
     /// Requests the shield answered itself, by reason (unknown route, bad path, flooding, ...).
     pub shield_refusals: IntCounterVec,
+    /// Audit records waiting in memory to be shipped to Redis.
+    pub audit_buffered: IntGauge,
+    /// Audit records shipped to the Redis stream.
+    pub audit_shipped: IntCounter,
+    /// Audit records lost because the buffer was full (the target is zero).
+    pub audit_dropped: IntCounter,
 }
 
 impl Metrics {
@@ -93,6 +101,15 @@ impl Metrics {
             Opts::new("asf_shield_refusals_total", "Requests refused by the shield"),
             &["reason"],
         )?;
+        let audit_buffered = IntGauge::new("asf_audit_buffered", "Audit records waiting in memory to be shipped")?;
+        let audit_shipped = IntCounter::new("asf_audit_shipped_total", "Audit records shipped to the Redis stream")?;
+        let audit_dropped = IntCounter::new(
+            "asf_audit_dropped_total",
+            "Audit records lost because the in-memory buffer was full",
+        )?;
+        registry.register(Box::new(audit_buffered.clone()))?;
+        registry.register(Box::new(audit_shipped.clone()))?;
+        registry.register(Box::new(audit_dropped.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(upstream_seconds.clone()))?;
         registry.register(Box::new(jwks_refreshes.clone()))?;
@@ -121,7 +138,20 @@ impl Metrics {
             redis_seconds,
             pushbacks,
             shield_refusals,
+            audit_buffered,
+            audit_shipped,
+            audit_dropped,
         })
+    }
+
+    /// Copies an audit sink's counters into the metrics.
+    pub fn observe_audit(&self, stats: ShipperStats) {
+        self.audit_buffered
+            .set(i64::try_from(stats.buffered).unwrap_or(i64::MAX));
+        self.audit_shipped
+            .inc_by(stats.shipped.saturating_sub(self.audit_shipped.get()));
+        self.audit_dropped
+            .inc_by(stats.dropped.saturating_sub(self.audit_dropped.get()));
     }
 
     /// The text exposition of every metric.
@@ -135,13 +165,14 @@ impl Metrics {
 }
 
 /// Serves [`Metrics::render`] on the metrics listener.
-pub struct MetricsApp(pub Metrics);
+pub struct MetricsApp(pub Metrics, pub AuditSink);
 
 #[async_trait]
 impl ServeHttp for MetricsApp {
     async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
         let path = session.req_header().uri.path();
         let (status, body) = if path == "/metrics" {
+            self.0.observe_audit(self.1.stats());
             (200, self.0.render())
         } else {
             (404, b"not found\n".to_vec())

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use asf_core::audit::AuditSink;
 use asf_core::catalogue::{Catalogue, RouteClass};
 use asf_core::session::AjaxSession;
 use asf_core::throttle::{Decision as BudgetDecision, RefusalReason, ReserveRequest};
@@ -114,6 +115,17 @@ impl Decision {
 /// Per-request state: written by early phases, read by later ones.
 pub struct RequestCtx {
     pub request_id: String,
+    /// When the request arrived (for the audit record's latency), and as Unix milliseconds.
+    pub started: Instant,
+    pub started_at_ms: i64,
+    /// The matched route's template (`/user/{userId}/hubs`).
+    pub route: Option<&'static str>,
+    /// Our tenant id, once authenticated.
+    pub tenant_id: Option<String>,
+    /// Ajax's status, when the request reached it.
+    pub upstream_status: Option<u16>,
+    /// Time spent waiting for a budget slot.
+    pub queue_wait_ms: Option<i64>,
     pub class: Option<RouteClass>,
     pub target: Option<Target>,
     pub forward_path: String,
@@ -150,6 +162,7 @@ pub struct Gateway {
     pub ajax: Upstream,
     pub control_plane: Upstream,
     pub metrics: Metrics,
+    pub audit: AuditSink,
 }
 
 fn unix_now() -> i64 {
@@ -265,6 +278,7 @@ impl Gateway {
             }
         };
         ctx.class = Some(admitted.route.class);
+        ctx.route = Some(admitted.route.template.as_str());
         ctx.forward_path = admitted.forward_path;
         if matches!(admitted.route.class, RouteClass::Command | RouteClass::Panic)
             && let Err(answer) = crate::body_check::check_command(session, &admitted.route.operation_id).await
@@ -302,6 +316,8 @@ impl Gateway {
             }
         };
 
+        ctx.user_id = Some(claims.sub.clone());
+        ctx.tenant_id = Some(claims.tid.clone());
         // A path of another user is answered as if it did not exist, so ids cannot be probed.
         if admitted.owner.as_deref() != Some(claims.uid.as_str()) {
             return self.refuse(session, ctx, Decision::RefusedAuthz, &NOT_YOURS).await;
@@ -329,6 +345,7 @@ impl Gateway {
         ctx.hints = Some(Hints::of(self.admission.throttle.limit(), &admitted.reservation));
         ctx.ajax_session = Some(admitted.session);
         let wait = admitted.reservation.wait_duration();
+        ctx.queue_wait_ms = Some(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
         if queue::wait_for_slot(session, lane_of(class), wait, &self.metrics).await == Waited::ClientGone {
             ctx.decision = Decision::ClientGone;
             return Err(Error::explain(
@@ -336,7 +353,6 @@ impl Gateway {
                 "client left while waiting for its slot",
             ));
         }
-        ctx.user_id = Some(claims.sub.clone());
         ctx.target = Some(Target::Ajax);
         ctx.decision = Decision::Forwarded;
         // Keep the body so the request can be sent again after a reactive session refresh.
@@ -359,6 +375,12 @@ impl ProxyHttp for Gateway {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             request_id: format!("{:032x}", rand::random::<u128>()),
+            started: Instant::now(),
+            started_at_ms: asf_core::audit::unix_millis(),
+            route: None,
+            tenant_id: None,
+            upstream_status: None,
+            queue_wait_ms: None,
             class: None,
             target: None,
             forward_path: String::new(),
@@ -379,6 +401,7 @@ impl ProxyHttp for Gateway {
     /// Runs shield, authentication, authorization and admission; `true` when it answered itself.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         self.heartbeat.ensure_started();
+        self.audit.ensure_started();
         Ok(matches!(self.filter(session, ctx).await?, Filter::Responded))
     }
 
@@ -437,6 +460,7 @@ impl ProxyHttp for Gateway {
         if ctx.target != Some(Target::Ajax) {
             return Ok(());
         }
+        ctx.upstream_status = Some(resp.status.as_u16());
         if let Some(pause) = pushback::pause_asked(resp) {
             self.metrics.pushbacks.with_label_values(&["status"]).inc();
             return self.after_pushback(session, pause, ctx).await;
@@ -576,7 +600,7 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    /// Records the request in metrics.
+    /// Records the request in metrics and hands its audit record off (never waits on I/O).
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let class = ctx.class.map_or("none", RouteClass::as_str);
@@ -584,6 +608,8 @@ impl ProxyHttp for Gateway {
             .requests
             .with_label_values(&[class, itoa_status(status), ctx.decision.as_str()])
             .inc();
+        self.audit
+            .record(crate::audit::record_of(session.req_header(), ctx, status));
     }
 }
 

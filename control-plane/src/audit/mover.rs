@@ -1,0 +1,206 @@
+//! The worker's audit job: moves records from the Redis stream into PostgreSQL. It reads batches
+//! through a consumer group, stores each batch in one transaction (skipping ids already stored),
+//! and acknowledges and deletes the entries only after the commit. A worker killed at any point
+//! loses nothing (unacknowledged entries are read again, by itself on restart or by another worker
+//! once they have been idle long enough) and duplicates nothing (ids are unique).
+
+use std::time::Duration;
+
+use asf_core::audit::{AuditRecord, STREAM_FIELD};
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use sqlx::PgPool;
+
+use super::store;
+
+/// The consumer group every worker reads through.
+pub const GROUP: &str = "audit-writers";
+/// Entries read per batch.
+const BATCH: usize = 500;
+/// How long one read waits for new entries.
+const BLOCK_MS: u64 = 1_000;
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Test instrumentation: `ASF_TEST_FAULT=audit-exit-after-commit` makes the worker exit right after
+/// its first commit and before acknowledging it, the worst moment to die.
+const FAULT_VARIABLE: &str = "ASF_TEST_FAULT";
+const FAULT_EXIT_AFTER_COMMIT: &str = "audit-exit-after-commit";
+
+pub struct AuditMover {
+    pub redis: redis::Client,
+    pub stream: String,
+    pub consumer: String,
+    pub db: PgPool,
+    pub chain_key: [u8; 32],
+    pub claim_idle: Duration,
+}
+
+/// Where the next batch comes from.
+enum Source {
+    /// Entries this consumer read before it restarted and never acknowledged.
+    OwnPending,
+    /// New entries, then entries abandoned by other consumers.
+    New,
+}
+
+impl AuditMover {
+    /// Moves records until the process ends; Redis and PostgreSQL outages are waited out.
+    pub async fn run(self) {
+        let exit_after_commit = std::env::var(FAULT_VARIABLE).is_ok_and(|v| v == FAULT_EXIT_AFTER_COMMIT);
+        let mut connection: Option<MultiplexedConnection> = None;
+        let mut source = Source::OwnPending;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let result = async {
+                let conn = match &mut connection {
+                    Some(conn) => conn,
+                    None => connection.insert(self.connect().await?),
+                };
+                let entries = self.next_batch(conn, &mut source).await?;
+                if entries.is_empty() {
+                    return Ok::<_, String>(0);
+                }
+                let records: Vec<AuditRecord> = entries.iter().map(parse_entry).collect();
+                self.store(&records).await;
+                if exit_after_commit {
+                    tracing::warn!("{FAULT_VARIABLE}: exiting after commit, before acknowledging");
+                    std::process::exit(3);
+                }
+                let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+                acknowledge(conn, &self.stream, &ids).await?;
+                Ok(records.len())
+            }
+            .await;
+            match result {
+                Ok(moved) => {
+                    backoff = Duration::from_millis(100);
+                    if moved > 0 {
+                        tracing::debug!(moved, "audit records stored");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit stream unavailable; retrying");
+                    connection = None;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<MultiplexedConnection, String> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_millis(BLOCK_MS + 4_000)));
+        let mut conn = self
+            .redis
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| e.to_string())?;
+        // From the start of the stream, so records written before the first worker are kept.
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await;
+        match created {
+            Err(e) if e.code() != Some("BUSYGROUP") => Err(e.to_string()),
+            _ => Ok(conn),
+        }
+    }
+
+    async fn next_batch(&self, conn: &mut MultiplexedConnection, source: &mut Source) -> Result<Vec<StreamId>, String> {
+        if let Source::OwnPending = source {
+            let pending = self.read(conn, "0", None).await?;
+            if !pending.is_empty() {
+                return Ok(pending);
+            }
+            *source = Source::New;
+        }
+        let fresh = self.read(conn, ">", Some(BLOCK_MS)).await?;
+        if !fresh.is_empty() {
+            return Ok(fresh);
+        }
+        let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(u64::try_from(self.claim_idle.as_millis()).unwrap_or(u64::MAX))
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(BATCH)
+            .query_async(conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(claimed.claimed)
+    }
+
+    async fn read(
+        &self,
+        conn: &mut MultiplexedConnection,
+        from: &str,
+        block_ms: Option<u64>,
+    ) -> Result<Vec<StreamId>, String> {
+        let mut command = redis::cmd("XREADGROUP");
+        command
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(BATCH);
+        if let Some(ms) = block_ms {
+            command.arg("BLOCK").arg(ms);
+        }
+        command.arg("STREAMS").arg(&self.stream).arg(from);
+        let reply: Option<StreamReadReply> = command.query_async(conn).await.map_err(|e| e.to_string())?;
+        Ok(reply
+            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+            .unwrap_or_default())
+    }
+
+    /// Stores a batch, retrying until PostgreSQL takes it (the entries stay unacknowledged meanwhile).
+    async fn store(&self, records: &[AuditRecord]) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match store::append(&self.db, &self.chain_key, records).await {
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, records = records.len(), "storing audit records failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+}
+
+/// A stream entry as a record; an unreadable one is kept as a `malformed` record, never dropped.
+fn parse_entry(entry: &StreamId) -> AuditRecord {
+    let raw: Option<String> = entry.get(STREAM_FIELD);
+    match raw.as_deref().map(serde_json::from_str::<AuditRecord>) {
+        Some(Ok(record)) => record,
+        _ => {
+            tracing::error!(stream_id = %entry.id, "unreadable audit entry; stored as malformed");
+            AuditRecord::malformed(&entry.id, raw.as_deref().unwrap_or(""))
+        }
+    }
+}
+
+async fn acknowledge(conn: &mut MultiplexedConnection, stream: &str, ids: &[&str]) -> Result<(), String> {
+    redis::pipe()
+        .cmd("XACK")
+        .arg(stream)
+        .arg(GROUP)
+        .arg(ids)
+        .ignore()
+        .cmd("XDEL")
+        .arg(stream)
+        .arg(ids)
+        .ignore()
+        .query_async::<()>(conn)
+        .await
+        .map_err(|e| e.to_string())
+}

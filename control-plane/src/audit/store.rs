@@ -1,0 +1,258 @@
+//! The audit table: appending batches in chain order (idempotently: a record id already stored is
+//! skipped), reading rows back as records, and pruning a prefix of the chain for retention while
+//! keeping its last link as the anchor.
+
+use std::collections::HashSet;
+
+use asf_core::audit::{AuditRecord, ChainLink};
+use sqlx::{PgPool, Postgres, Transaction};
+
+/// A stored row: the record and its hashes.
+#[derive(sqlx::FromRow)]
+pub struct StoredRow {
+    pub seq: i64,
+    pub record_id: String,
+    pub at_ms: i64,
+    pub kind: String,
+    pub user_id: Option<String>,
+    pub tenant_id: Option<String>,
+    pub client_ip: Option<String>,
+    pub method: Option<String>,
+    pub route: Option<String>,
+    pub path: Option<String>,
+    pub route_class: Option<String>,
+    pub decision: String,
+    pub status: i32,
+    pub upstream_status: Option<i32>,
+    pub queue_wait_ms: Option<i64>,
+    pub latency_ms: Option<i64>,
+    pub detail: Option<String>,
+    pub content_hash: Vec<u8>,
+    pub chain_hash: Vec<u8>,
+}
+
+impl StoredRow {
+    /// The record as it was hashed, or why the row cannot be one (a tampered `kind`).
+    pub fn record(&self) -> Result<AuditRecord, String> {
+        Ok(AuditRecord {
+            id: self.record_id.clone(),
+            at_ms: self.at_ms,
+            kind: self.kind.parse()?,
+            user_id: self.user_id.clone(),
+            tenant_id: self.tenant_id.clone(),
+            client_ip: self.client_ip.clone(),
+            method: self.method.clone(),
+            route: self.route.clone(),
+            path: self.path.clone(),
+            class: self.route_class.clone(),
+            decision: self.decision.clone(),
+            status: self.status,
+            upstream_status: self.upstream_status,
+            queue_wait_ms: self.queue_wait_ms,
+            latency_ms: self.latency_ms,
+            detail: self.detail.clone(),
+        })
+    }
+}
+
+/// The chain's head and anchor.
+pub struct ChainState {
+    pub head: ChainLink,
+    pub anchor: ChainLink,
+}
+
+fn link(seq: i64, hash: &[u8]) -> ChainLink {
+    let mut bytes = [0u8; 32];
+    if hash.len() == 32 {
+        bytes.copy_from_slice(hash);
+    }
+    ChainLink { seq, hash: bytes }
+}
+
+async fn lock_chain(tx: &mut Transaction<'_, Postgres>) -> Result<ChainState, sqlx::Error> {
+    let (last_seq, last_hash, anchor_seq, anchor_hash): (i64, Vec<u8>, i64, Vec<u8>) = sqlx::query_as(
+        "select last_seq, last_hash, anchor_seq, anchor_hash from audit_chain where singleton for update",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(ChainState {
+        head: link(last_seq, &last_hash),
+        anchor: link(anchor_seq, &anchor_hash),
+    })
+}
+
+/// Reads the chain's head and anchor.
+pub async fn chain_state(db: &PgPool) -> Result<ChainState, sqlx::Error> {
+    let (last_seq, last_hash, anchor_seq, anchor_hash): (i64, Vec<u8>, i64, Vec<u8>) =
+        sqlx::query_as("select last_seq, last_hash, anchor_seq, anchor_hash from audit_chain where singleton")
+            .fetch_one(db)
+            .await?;
+    Ok(ChainState {
+        head: link(last_seq, &last_hash),
+        anchor: link(anchor_seq, &anchor_hash),
+    })
+}
+
+/// Appends the records not stored yet, in order, in one transaction. Returns how many were new.
+pub async fn append(db: &PgPool, key: &[u8; 32], records: &[AuditRecord]) -> Result<usize, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let mut chain = lock_chain(&mut tx).await?;
+    let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+    let stored: Vec<String> = sqlx::query_scalar("select record_id from audit_log where record_id = any($1)")
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut seen: HashSet<&str> = stored.iter().map(String::as_str).collect();
+    let mut columns = Columns::default();
+    for record in records {
+        if !seen.insert(record.id.as_str()) {
+            continue;
+        }
+        let (next, content) = chain.head.append(key, record);
+        columns.push(next, content, record);
+    }
+    let inserted = columns.seq.len();
+    if inserted > 0 {
+        columns.insert(&mut tx).await?;
+        sqlx::query("update audit_chain set last_seq = $1, last_hash = $2, updated_at = now() where singleton")
+            .bind(chain.head.seq)
+            .bind(chain.head.hash.as_slice())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(inserted)
+}
+
+/// Column arrays for one multi-row insert through `unnest`.
+#[derive(Default)]
+struct Columns {
+    seq: Vec<i64>,
+    record_id: Vec<String>,
+    at_ms: Vec<i64>,
+    kind: Vec<String>,
+    user_id: Vec<Option<String>>,
+    tenant_id: Vec<Option<String>>,
+    client_ip: Vec<Option<String>>,
+    method: Vec<Option<String>>,
+    route: Vec<Option<String>>,
+    path: Vec<Option<String>>,
+    route_class: Vec<Option<String>>,
+    decision: Vec<String>,
+    status: Vec<i32>,
+    upstream_status: Vec<Option<i32>>,
+    queue_wait_ms: Vec<Option<i64>>,
+    latency_ms: Vec<Option<i64>>,
+    detail: Vec<Option<String>>,
+    content_hash: Vec<Vec<u8>>,
+    chain_hash: Vec<Vec<u8>>,
+}
+
+impl Columns {
+    fn push(&mut self, link: ChainLink, content: [u8; 32], r: &AuditRecord) {
+        self.seq.push(link.seq);
+        self.record_id.push(r.id.clone());
+        self.at_ms.push(r.at_ms);
+        self.kind.push(r.kind.as_str().to_owned());
+        self.user_id.push(r.user_id.clone());
+        self.tenant_id.push(r.tenant_id.clone());
+        self.client_ip.push(r.client_ip.clone());
+        self.method.push(r.method.clone());
+        self.route.push(r.route.clone());
+        self.path.push(r.path.clone());
+        self.route_class.push(r.class.clone());
+        self.decision.push(r.decision.clone());
+        self.status.push(r.status);
+        self.upstream_status.push(r.upstream_status);
+        self.queue_wait_ms.push(r.queue_wait_ms);
+        self.latency_ms.push(r.latency_ms);
+        self.detail.push(r.detail.clone());
+        self.content_hash.push(content.to_vec());
+        self.chain_hash.push(link.hash.to_vec());
+    }
+
+    async fn insert(self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+        sqlx::query(concat!(
+            "insert into audit_log (",
+            audit_columns!(),
+            ") select * from unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], ",
+            "$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int[], $14::int[], ",
+            "$15::bigint[], $16::bigint[], $17::text[], $18::bytea[], $19::bytea[])"
+        ))
+        .bind(self.seq)
+        .bind(self.record_id)
+        .bind(self.at_ms)
+        .bind(self.kind)
+        .bind(self.user_id)
+        .bind(self.tenant_id)
+        .bind(self.client_ip)
+        .bind(self.method)
+        .bind(self.route)
+        .bind(self.path)
+        .bind(self.route_class)
+        .bind(self.decision)
+        .bind(self.status)
+        .bind(self.upstream_status)
+        .bind(self.queue_wait_ms)
+        .bind(self.latency_ms)
+        .bind(self.detail)
+        .bind(self.content_hash)
+        .bind(self.chain_hash)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Rows after `after_seq`, in chain order, at most `limit`.
+pub async fn rows_after(db: &PgPool, after_seq: i64, limit: i64) -> Result<Vec<StoredRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "select ",
+        audit_columns!(),
+        " from audit_log where seq > $1 order by seq limit $2"
+    ))
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Most rows removed by one pruning transaction.
+const PRUNE_STEP: i64 = 10_000;
+
+/// Removes the oldest records: the longest prefix of the chain whose records all happened before
+/// `cutoff_ms`. Each step moves the anchor to the last removed record, so what remains still
+/// verifies. Returns how many rows were removed.
+pub async fn prune(db: &PgPool, cutoff_ms: i64) -> Result<u64, sqlx::Error> {
+    let mut removed = 0;
+    loop {
+        let mut tx = db.begin().await?;
+        let chain = lock_chain(&mut tx).await?;
+        let first_kept: Option<i64> = sqlx::query_scalar("select min(seq) from audit_log where at_ms >= $1")
+            .bind(cutoff_ms)
+            .fetch_one(&mut *tx)
+            .await?;
+        let last_removable = first_kept.map_or(chain.head.seq, |seq| seq - 1);
+        let target = last_removable.min(chain.anchor.seq + PRUNE_STEP);
+        if target <= chain.anchor.seq {
+            tx.commit().await?;
+            return Ok(removed);
+        }
+        let hash: Vec<u8> = sqlx::query_scalar("select chain_hash from audit_log where seq = $1")
+            .bind(target)
+            .fetch_one(&mut *tx)
+            .await?;
+        let deleted = sqlx::query("delete from audit_log where seq <= $1")
+            .bind(target)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("update audit_chain set anchor_seq = $1, anchor_hash = $2, updated_at = now() where singleton")
+            .bind(target)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        removed += deleted;
+    }
+}
