@@ -12,6 +12,7 @@ pub mod client_ip;
 pub mod jwk;
 pub mod keyspace;
 pub mod plans;
+pub mod request_path;
 pub mod secrets;
 pub mod session;
 pub mod session_refresh;

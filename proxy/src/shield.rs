@@ -114,39 +114,10 @@ fn content_length(req: &RequestHeader) -> Option<usize> {
         .ok()
 }
 
-/// Decodes percent-escapes once and refuses every ambiguous form.
+/// Decodes percent-escapes once and refuses every ambiguous form (see
+/// [`asf_core::request_path::normalise`]).
 pub fn normalise(raw: &str) -> Result<String, LocalAnswer> {
-    if !raw.starts_with('/') {
-        return Err(BAD_PATH);
-    }
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let byte = bytes[i];
-        if byte == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or(BAD_PATH)?;
-            let text = std::str::from_utf8(hex).map_err(|_| BAD_PATH)?;
-            let value = u8::from_str_radix(text, 16).map_err(|_| BAD_PATH)?;
-            // Encoded separators and a second layer of encoding change what the path means.
-            if matches!(value, b'/' | b'\\' | b'%') {
-                return Err(BAD_PATH);
-            }
-            out.push(value);
-            i += 3;
-        } else {
-            out.push(byte);
-            i += 1;
-        }
-    }
-    let decoded = String::from_utf8(out).map_err(|_| BAD_PATH)?;
-    if decoded.chars().any(|c| c.is_control() || c == '\\') {
-        return Err(BAD_PATH);
-    }
-    if decoded.split('/').any(|segment| segment == "." || segment == "..") || decoded.contains("//") {
-        return Err(BAD_PATH);
-    }
-    Ok(decoded)
+    asf_core::request_path::normalise(raw).map_err(|_| BAD_PATH)
 }
 
 #[cfg(test)]

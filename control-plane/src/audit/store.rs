@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use asf_core::audit::{AuditRecord, ChainLink};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 /// A stored row: the record and its hashes.
 #[derive(sqlx::FromRow)]
@@ -69,28 +69,27 @@ fn link(seq: i64, hash: &[u8]) -> ChainLink {
     ChainLink { seq, hash: bytes }
 }
 
-async fn lock_chain(tx: &mut Transaction<'_, Postgres>) -> Result<ChainState, sqlx::Error> {
-    let (last_seq, last_hash, anchor_seq, anchor_hash): (i64, Vec<u8>, i64, Vec<u8>) = sqlx::query_as(
-        "select last_seq, last_hash, anchor_seq, anchor_hash from audit_chain where singleton for update",
-    )
-    .fetch_one(&mut **tx)
-    .await?;
+const READ_CHAIN: &str = "select last_seq, last_hash, anchor_seq, anchor_hash from audit_chain where singleton";
+const LOCK_CHAIN: &str =
+    "select last_seq, last_hash, anchor_seq, anchor_hash from audit_chain where singleton for update";
+
+async fn read_chain(conn: &mut PgConnection, sql: &'static str) -> Result<ChainState, sqlx::Error> {
+    let (last_seq, last_hash, anchor_seq, anchor_hash): (i64, Vec<u8>, i64, Vec<u8>) =
+        sqlx::query_as(sql).fetch_one(conn).await?;
     Ok(ChainState {
         head: link(last_seq, &last_hash),
         anchor: link(anchor_seq, &anchor_hash),
     })
 }
 
+/// Locks the chain for an append or a prune (held until the transaction ends).
+async fn lock_chain(tx: &mut Transaction<'_, Postgres>) -> Result<ChainState, sqlx::Error> {
+    read_chain(tx, LOCK_CHAIN).await
+}
+
 /// Reads the chain's head and anchor.
 pub async fn chain_state(db: &PgPool) -> Result<ChainState, sqlx::Error> {
-    let (last_seq, last_hash, anchor_seq, anchor_hash): (i64, Vec<u8>, i64, Vec<u8>) =
-        sqlx::query_as("select last_seq, last_hash, anchor_seq, anchor_hash from audit_chain where singleton")
-            .fetch_one(db)
-            .await?;
-    Ok(ChainState {
-        head: link(last_seq, &last_hash),
-        anchor: link(anchor_seq, &anchor_hash),
-    })
+    read_chain(&mut *db.acquire().await?, READ_CHAIN).await
 }
 
 /// Appends the records not stored yet, in order, in one transaction. Returns how many were new.
