@@ -42,8 +42,24 @@ impl LocalAnswer {
     }
 }
 
-/// Writes `answer` to the client. The unread request body, if any, is drained first so that the
-/// connection can be reused.
+/// Most of an unread request body drained to keep the connection; a larger (or unbounded) one
+/// closes it instead, so a refusal never makes the proxy read a body it refused.
+const MAX_DRAIN_BYTES: u64 = 64 * 1024;
+
+/// Whether the unread body is small enough to drain.
+fn drainable(session: &Session) -> bool {
+    let headers = &session.req_header().headers;
+    if headers.contains_key(http::header::TRANSFER_ENCODING) {
+        return false;
+    }
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .map(|v| v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()))
+        .is_none_or(|length| length.is_some_and(|n| n <= MAX_DRAIN_BYTES))
+}
+
+/// Writes `answer` to the client. A small unread request body is drained first so that the
+/// connection can be reused; after a large one the connection is closed.
 pub async fn send(session: &mut Session, answer: &LocalAnswer, request_id: &str) -> Result<()> {
     let body = Bytes::from(ErrorBody::new(answer.message.as_ref()).with_code(answer.code).to_json());
     let mut header = ResponseHeader::build(answer.status, Some(5))?;
@@ -53,7 +69,9 @@ pub async fn send(session: &mut Session, answer: &LocalAnswer, request_id: &str)
     if let Some(secs) = answer.retry_after_secs {
         header.insert_header(http::header::RETRY_AFTER, secs.to_string())?;
     }
-    if session.drain_request_body().await.is_err() {
+    if session.is_body_done() {
+        // Nothing left to read.
+    } else if !drainable(session) || session.drain_request_body().await.is_err() {
         session.set_keepalive(None);
     }
     session.write_response_header(Box::new(header), false).await?;

@@ -547,3 +547,71 @@ async fn malformed_or_invalid_commands_are_refused_before_they_reach_ajax_or_the
     assert!(status == 204 || status == 422, "forwarded to Ajax: {status}");
     assert_eq!(w.sim.stats().await["requests_total"], 1);
 }
+
+/// Calls of one Redis command on a server, from `INFO commandstats`.
+async fn redis_calls(url: &str, command: &str) -> u64 {
+    let mut redis = redis_connection_to(url).await;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut redis)
+        .await
+        .expect("info");
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn shield_refusals_cost_no_redis_call_and_never_reach_ajax() {
+    let redis = OwnRedis::start().await;
+    let w = world_with(vec![("REDIS_URL", redis.url())]).await;
+    let hubs = format!("/api/user/{}/hubs", w.uid);
+    assert_eq!(get(&w, &hubs, &w.token).await.status(), 200);
+    w.sim.reset().await;
+    // The admission pipeline counts tenant usage (ZINCRBY); nothing else on the request path does.
+    let admissions = redis_calls(&redis.url(), "zincrby").await;
+    assert!(admissions >= 1, "the admitted request made its round trip");
+
+    let token = w.token.as_str();
+    let many_headers: Vec<(String, String)> = (0..80).map(|i| (format!("x-h{i}"), "v".into())).collect();
+    let many: Vec<(&str, &str)> = many_headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    for (method, path, headers, status) in [
+        ("GET", "/.git/config", vec![("x-session-token", token)], 404),
+        ("GET", "/api/user/a%2Fb/hubs", vec![("x-session-token", token)], 400),
+        ("GET", "/api/user/x/nothing", vec![("x-session-token", token)], 404),
+        ("DELETE", "/api/login", vec![], 405),
+        (
+            "PUT",
+            &format!("{hubs}/H1"),
+            vec![("x-session-token", token), ("content-length", "999999999")],
+            413,
+        ),
+        ("GET", hubs.as_str(), many, 400),
+    ] {
+        let (got, _) = raw_request(&w.proxy.url, method, path, &headers).await;
+        assert_eq!(got, status, "{method} {path}");
+    }
+    let arming = format!("{}{hubs}/0001A001/commands/arming", w.proxy.url);
+    for (body, status) in [
+        (r#"{"command":"#, 400),
+        (r#"{"command":"EXPLODE","ignoreProblems":true}"#, 422),
+    ] {
+        let response = client()
+            .put(&arming)
+            .header("x-session-token", token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("command");
+        assert_eq!(response.status(), status, "{body}");
+    }
+    assert_eq!(
+        redis_calls(&redis.url(), "zincrby").await,
+        admissions,
+        "no admission round trip"
+    );
+    assert_eq!(w.sim.stats().await["requests_total"], 0, "nothing reached Ajax");
+}
