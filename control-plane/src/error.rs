@@ -41,6 +41,13 @@ pub enum ApiError {
     /// 504: Ajax did not answer in time.
     #[error("Ajax did not answer in time")]
     GatewayTimeout,
+    /// A refusal with its own status and machine-readable code (e.g. a voucher that has expired).
+    #[error("{message}")]
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
     /// 500: a bug or an unexpected failure; details only in the log.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -59,6 +66,7 @@ impl ApiError {
             Self::BadGateway => "upstream_unavailable",
             Self::Unavailable { .. } => "unavailable",
             Self::GatewayTimeout => "upstream_timeout",
+            Self::Refused { code, .. } => code,
             Self::Internal(_) => "internal",
         }
     }
@@ -74,6 +82,7 @@ impl ApiError {
             Self::BadGateway => StatusCode::BAD_GATEWAY,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Refused { status, .. } => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -100,6 +109,28 @@ impl From<redis::RedisError> for ApiError {
         Self::Unavailable {
             message: "Session store unavailable",
             retry_after_secs: 2,
+        }
+    }
+}
+
+impl From<crate::plans::effective::PlanError> for ApiError {
+    fn from(e: crate::plans::effective::PlanError) -> Self {
+        use crate::plans::effective::PlanError;
+        match e {
+            PlanError::Database(e) => e.into(),
+            PlanError::Redis(e) => e.into(),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl ApiError {
+    /// A refusal with `status`, `code` and a message for the user.
+    pub fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Refused {
+            status,
+            code,
+            message: message.into(),
         }
     }
 }

@@ -128,6 +128,9 @@ pub async fn login(state: &AppState, request: LoginRequest, ip: std::net::IpAddr
         .await?;
     let access = mint_access(state, &user, &family.to_string()).await?;
     tx.commit().await?;
+    // The tenant's entitlement must be in Redis before the first proxied call (a new tenant, or
+    // one whose entry a Redis restart lost).
+    state.plans.ensure_published(user.tenant_id).await?;
     tracing::info!(user = %user.id, created, "login");
     Ok(Issued {
         pair: TokenPair {
@@ -156,6 +159,11 @@ async fn take_budget_slot(state: &AppState) -> Result<(), ApiError> {
         Decision::Refused { retry_after_secs, .. } => Err(ApiError::TooManyRequests {
             message: "Ajax is busy; retry after the indicated time",
             retry_after_secs,
+        }),
+        // The login's reservation carries no plan check.
+        Decision::NotEntitled { .. } => Err(ApiError::Unavailable {
+            message: "Login is unavailable; retry shortly",
+            retry_after_secs: 1,
         }),
     }
 }

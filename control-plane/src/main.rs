@@ -8,6 +8,8 @@ mod auth;
 mod error;
 mod identity;
 mod lockout;
+mod notifications;
+mod plans;
 mod refresh_tokens;
 mod routes;
 mod security_headers;
@@ -16,6 +18,7 @@ mod settings;
 mod signing;
 mod state;
 mod throttle_view;
+mod vouchers;
 mod worker;
 
 use std::collections::HashMap;
@@ -69,10 +72,33 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Vouchers.
+    Vouchers {
+        #[command(subcommand)]
+        command: VoucherCommand,
+    },
     /// The audit trail.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum VoucherCommand {
+    /// Generate a batch of codes (printed once, one per line; only their hashes are stored).
+    Generate {
+        #[arg(long)]
+        count: u32,
+        #[arg(long)]
+        plan: String,
+        #[arg(long)]
+        duration_days: u32,
+        /// Last day the codes can be redeemed (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        redeem_by: Option<String>,
+        #[arg(long)]
+        max_redemptions: Option<u32>,
     },
 }
 
@@ -135,8 +161,16 @@ async fn main() -> anyhow::Result<()> {
                 chain_key: asf_core::audit::chain_key(&settings.secrets_key),
                 claim_idle: settings.audit_claim_idle,
             };
+            let plans = plans_of(&settings, &db).await?;
             println!("asf-control worker running");
-            worker::run(refresher, settings.worker_interval, mover, db, settings.audit_retention).await;
+            worker::run(
+                refresher,
+                settings.worker_interval,
+                mover,
+                plans,
+                settings.audit_retention,
+            )
+            .await;
             Ok(())
         }
         Command::Admin {
@@ -185,6 +219,32 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Vouchers {
+            command:
+                VoucherCommand::Generate {
+                    count,
+                    plan,
+                    duration_days,
+                    redeem_by,
+                    max_redemptions,
+                },
+        } => {
+            let request = vouchers::issue::BatchRequest {
+                count,
+                plan,
+                duration_days,
+                redeem_by,
+                max_redemptions,
+            };
+            let batch = vouchers::issue::generate(&db, &request, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!("batch {}: {} codes", batch.batch_id, batch.codes.len());
+            for code in batch.codes {
+                println!("{code}");
+            }
+            Ok(())
+        }
         Command::Audit {
             command: AuditCommand::Prune,
         } => {
@@ -216,6 +276,16 @@ fn worker_name() -> String {
         })
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "worker".into())
+}
+
+async fn plans_of(settings: &Settings, db: &sqlx::PgPool) -> anyhow::Result<plans::Plans> {
+    Ok(plans::Plans {
+        db: db.clone(),
+        redis: connect_redis(settings).await?,
+        keys: Keyspace::new(settings.redis_prefix.clone()),
+        grace: settings.past_due_grace,
+        baseline: settings.baseline_plan,
+    })
 }
 
 async fn connect_redis(settings: &Settings) -> anyhow::Result<redis::aio::ConnectionManager> {
@@ -252,6 +322,7 @@ async fn serve(settings: Settings, db: sqlx::PgPool) -> anyhow::Result<()> {
     audit.ensure_started();
     let sessions = SessionStore::new(redis, keys, settings.secrets_key.clone());
     let ajax = AjaxClient::new(&settings.ajax_api_url, &settings.ajax_api_key, settings.ajax_timeout)?;
+    let plans = plans_of(&settings, &db).await?;
     let state = AppState {
         signer: Arc::new(Signer::new(db.clone(), settings.secrets_key.clone())),
         settings: Arc::new(settings),
@@ -261,6 +332,7 @@ async fn serve(settings: Settings, db: sqlx::PgPool) -> anyhow::Result<()> {
         lockout,
         budget: GlobalBudget::new(keys_for_budget, &settings_budget)?,
         audit,
+        plans,
     };
     let listener = tokio::net::TcpListener::bind(&state.settings.listen)
         .await

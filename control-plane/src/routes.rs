@@ -30,6 +30,9 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(|| async { "ok" }))
         .merge(crate::admin::router())
         .merge(crate::audit::api::router())
+        .merge(crate::plans::api::router())
+        .merge(crate::vouchers::api::router())
+        .merge(crate::notifications::router())
 }
 
 /// Turns axum's JSON rejections into the app's own error shape.
@@ -41,6 +44,15 @@ pub fn body<T>(parsed: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     }
 }
 
+/// The client's IP: the peer's, or what trusted proxies report in `X-Forwarded-For`.
+pub fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> std::net::IpAddr {
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    state.settings.trusted_proxies.client_ip(peer.ip(), forwarded)
+}
+
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -48,11 +60,7 @@ async fn login(
     parsed: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let request = body(parsed)?;
-    let forwarded = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    let ip = state.settings.trusted_proxies.client_ip(peer.ip(), forwarded);
+    let ip = client_ip(&state, peer, &headers);
     let attempted = json!({ "login": request.login.trim() });
     Ok(match identity::login(&state, request, ip).await {
         Ok(issued) => AuditNote::by(issued.user_id, issued.tenant_id)

@@ -42,6 +42,22 @@ pub struct SettingsFile {
     pub audit_claim_idle_ms: Option<u64>,
     /// Audit records held in memory while Redis is away; beyond this they are dropped (and counted).
     pub audit_buffer_records: Option<u64>,
+    /// The plan every tenant has at least (default `free`).
+    pub baseline_plan: Option<String>,
+    /// How long a `past_due` subscription keeps its plan (hours; default 72).
+    pub past_due_grace_hours: Option<u64>,
+    /// Vouchers one user may redeem in a lifetime, and redemption attempts per hour per user and IP.
+    pub voucher_lifetime_cap: Option<u64>,
+    pub voucher_attempts_per_user_hour: Option<u64>,
+    pub voucher_attempts_per_ip_hour: Option<u64>,
+}
+
+/// Limits on voucher redemption.
+#[derive(Debug, Clone, Copy)]
+pub struct VoucherLimits {
+    pub lifetime_cap: u32,
+    pub attempts_per_user_hour: u32,
+    pub attempts_per_ip_hour: u32,
 }
 
 /// Checked settings.
@@ -69,6 +85,9 @@ pub struct Settings {
     pub audit_retention: Duration,
     pub audit_claim_idle: Duration,
     pub audit_buffer_records: usize,
+    pub baseline_plan: asf_core::plans::Tier,
+    pub past_due_grace: Duration,
+    pub vouchers: VoucherLimits,
 }
 
 impl std::fmt::Debug for Settings {
@@ -147,11 +166,39 @@ impl SettingsFile {
             ("ASF_AUDIT_RETENTION_DAYS", &mut self.audit_retention_days),
             ("ASF_AUDIT_CLAIM_IDLE_MS", &mut self.audit_claim_idle_ms),
             ("ASF_AUDIT_BUFFER_RECORDS", &mut self.audit_buffer_records),
+            ("ASF_PAST_DUE_GRACE_HOURS", &mut self.past_due_grace_hours),
+            ("ASF_VOUCHER_LIFETIME_CAP", &mut self.voucher_lifetime_cap),
+            (
+                "ASF_VOUCHER_ATTEMPTS_PER_USER_HOUR",
+                &mut self.voucher_attempts_per_user_hour,
+            ),
+            (
+                "ASF_VOUCHER_ATTEMPTS_PER_IP_HOUR",
+                &mut self.voucher_attempts_per_ip_hour,
+            ),
         ] {
             if let Some(value) = number(name)? {
                 *slot = Some(value);
             }
         }
+        if let Some(plan) = take("ASF_BASELINE_PLAN") {
+            self.baseline_plan = Some(plan);
+        }
+        let baseline_plan =
+            self.baseline_plan
+                .as_deref()
+                .unwrap_or("free")
+                .parse()
+                .map_err(|e: asf_core::plans::UnknownTier| SettingsError::Invalid {
+                    setting: "ASF_BASELINE_PLAN",
+                    reason: e.to_string(),
+                })?;
+        let cap = |value: Option<u64>, default: u32| value.map_or(default, |v| u32::try_from(v).unwrap_or(u32::MAX));
+        let vouchers = VoucherLimits {
+            lifetime_cap: cap(self.voucher_lifetime_cap, 10),
+            attempts_per_user_hour: cap(self.voucher_attempts_per_user_hour, 10).max(1),
+            attempts_per_ip_hour: cap(self.voucher_attempts_per_ip_hour, 30).max(1),
+        };
         if let Some(list) = take("ASF_TRUSTED_PROXIES") {
             self.trusted_proxies = Some(
                 list.split(',')
@@ -212,6 +259,9 @@ impl SettingsFile {
             audit_retention: Duration::from_secs(self.audit_retention_days.unwrap_or(365).max(1) * 86_400),
             audit_claim_idle: Duration::from_millis(self.audit_claim_idle_ms.unwrap_or(30_000).max(100)),
             audit_buffer_records: usize::try_from(self.audit_buffer_records.unwrap_or(100_000)).unwrap_or(usize::MAX),
+            baseline_plan,
+            past_due_grace: Duration::from_secs(self.past_due_grace_hours.unwrap_or(72) * 3600),
+            vouchers,
         })
     }
 }

@@ -24,4 +24,6 @@ pub struct AppState {
     pub budget: GlobalBudget,
     /// Where the control plane's audit records go.
     pub audit: asf_core::audit::AuditSink,
+    /// Plans: recomputing and publishing tenants' entitlements.
+    pub plans: crate::plans::Plans,
 }

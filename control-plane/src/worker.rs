@@ -10,6 +10,7 @@ use chrono::Utc;
 use sqlx::PgPool;
 
 use crate::audit::mover::AuditMover;
+use crate::plans::Plans;
 
 /// Users seen by a proxy within this long count as active.
 const ACTIVE_WINDOW_SECS: i64 = 3600;
@@ -59,15 +60,45 @@ async fn prune_audit(db: &PgPool, retention: Duration) {
     }
 }
 
+/// How often every tenant's entitlement is published again (Redis may have restarted empty).
+const REPUBLISH_INTERVAL: Duration = Duration::from_secs(60);
+/// How often plans whose change time has come are recomputed (their expiry is exact to this).
+const PLAN_CHANGE_POLL: Duration = Duration::from_millis(500);
+
+/// Plans whose time has come (a grace period, a subscription, a voucher grant ends or starts).
+async fn apply_due_plan_changes(plans: &Plans) {
+    match plans.recompute_due().await {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(count, "plans changed at their time"),
+        Err(e) => tracing::warn!(error = %e, "recomputing plans failed; will retry"),
+    }
+}
+
+async fn republish_entitlements(plans: &Plans) {
+    if let Err(e) = plans.republish(None).await {
+        tracing::warn!(error = %e, "publishing entitlements failed; will retry");
+    }
+}
+
 /// Runs the jobs until Ctrl-C: session upkeep every `interval`, the audit mover continuously,
-/// retention hourly.
-pub async fn run(refresher: SessionRefresher, interval: Duration, mover: AuditMover, db: PgPool, retention: Duration) {
+/// plan changes at their time, entitlements republished every minute, audit retention hourly.
+pub async fn run(
+    refresher: SessionRefresher,
+    interval: Duration,
+    mover: AuditMover,
+    plans: Plans,
+    retention: Duration,
+) {
     let mover = tokio::spawn(mover.run());
     let mut ticker = tokio::time::interval(interval);
     let mut prune_ticker = tokio::time::interval(PRUNE_INTERVAL);
+    let mut republish_ticker = tokio::time::interval(REPUBLISH_INTERVAL);
+    let mut plan_ticker = tokio::time::interval(PLAN_CHANGE_POLL);
     loop {
         tokio::select! {
-            _ = prune_ticker.tick() => prune_audit(&db, retention).await,
+            _ = prune_ticker.tick() => prune_audit(&plans.db, retention).await,
+            _ = republish_ticker.tick() => republish_entitlements(&plans).await,
+            _ = plan_ticker.tick() => apply_due_plan_changes(&plans).await,
             _ = ticker.tick() => {
                 match keep_sessions_alive(&refresher).await {
                     Ok(0) => {}

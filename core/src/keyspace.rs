@@ -96,6 +96,16 @@ impl Keyspace {
         format!("{}:tenant-queue:{tenant_id}", self.budget_tag())
     }
 
+    /// A tenant's entitlement (see [`crate::entitlement`]).
+    pub fn entitlement(&self, tenant_id: &str) -> String {
+        format!("{}:entitlement:{tenant_id}", self.prefix)
+    }
+
+    /// Voucher redemption attempts in the current hour, by `kind` (`user`, `ip`) and subject.
+    pub fn voucher_attempts(&self, kind: &str, subject: &str) -> String {
+        format!("{}:voucher-attempts:{kind}:{subject}", self.prefix)
+    }
+
     /// The stream of audit records on their way to PostgreSQL (see [`crate::audit`]).
     pub fn audit_stream(&self) -> String {
         format!("{}:audit", self.prefix)

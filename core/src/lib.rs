@@ -9,6 +9,7 @@ pub mod body_schema;
 pub mod catalogue;
 pub mod claims;
 pub mod client_ip;
+pub mod entitlement;
 pub mod jwk;
 pub mod keyspace;
 pub mod plans;

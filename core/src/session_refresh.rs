@@ -135,6 +135,10 @@ impl SessionRefresher {
                     reason.as_str()
                 )));
             }
+            // Not asked for: the refresh's reservation carries no entitlement check.
+            Decision::NotEntitled { .. } => {
+                return Err(RefreshError::Unavailable("refresh refused by a plan check".into()));
+            }
         }
         let request = RefreshRequest {
             user_id: current.ajax_user_id.clone(),

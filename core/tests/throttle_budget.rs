@@ -125,6 +125,7 @@ async fn the_script_and_the_rust_model_agree_on_a_random_sequence_of_calls() {
             Decision::Granted(r) if r.wait.is_zero() => format!("now via {}", r.lane_used),
             Decision::Granted(r) => format!("queued via {}", r.lane_used),
             Decision::Refused { reason, .. } => reason.as_str().to_string(),
+            Decision::NotEntitled { .. } => "not entitled".to_string(),
         });
         if step % 100 == 0 {
             assert_eq!(
@@ -506,6 +507,7 @@ async fn a_failed_precondition_is_refused_before_anything_is_spent() {
             absent: vec![keys.revoked_token("j1")],
             not_before: Some((keys.user_not_before("u1"), issued_at)),
             fetch: Some(keys.ajax_session("u1")),
+            entitlement: None,
         })
     };
     let before = budget.snapshot(&mut conn).await.expect("snapshot");
@@ -570,4 +572,90 @@ async fn a_failed_precondition_is_refused_before_anything_is_spent() {
     // Only the one granted call was spent.
     let after = budget.snapshot(&mut conn).await.expect("snapshot");
     assert_eq!(after.granted_in_window, before.granted_in_window + 1);
+}
+
+#[tokio::test]
+async fn the_plan_is_checked_in_the_same_step_and_a_refusal_spends_nothing() {
+    use asf_core::entitlement::Entitlement;
+    use asf_core::throttle::{EntitlementGuard, Precondition};
+    let mut conn = redis().await;
+    let keys = keys();
+    let budget = GlobalBudget::new(keys.clone(), &config("100/60s")).expect("budget");
+    let _: () = redis::cmd("SET")
+        .arg(keys.ajax_session("u1"))
+        .arg("sealed")
+        .query_async(&mut conn)
+        .await
+        .expect("set");
+    let call = |class: &str, allowed_when_absent: bool| {
+        ReserveRequest::for_tenant(Lane::Command, TenantQuota::new("t1", 60)).with_precondition(Precondition {
+            absent: vec![],
+            not_before: None,
+            fetch: Some(keys.ajax_session("u1")),
+            entitlement: Some(EntitlementGuard {
+                key: keys.entitlement("t1"),
+                class: class.into(),
+                allowed_when_absent,
+                upgrade_when_absent: "pro".into(),
+            }),
+        })
+    };
+    let before = budget.snapshot(&mut conn).await.expect("snapshot");
+
+    // No entitlement stored: only what the free plan allows.
+    let refused = budget
+        .reserve(&mut conn, call("command", false))
+        .await
+        .expect("reserve");
+    assert_eq!(
+        refused,
+        Decision::NotEntitled {
+            plan: "free".into(),
+            upgrade: Some("pro".into())
+        }
+    );
+    let free_read = budget
+        .reserve(&mut conn, call("hub_read", true))
+        .await
+        .expect("reserve");
+    assert_eq!(free_read.reservation().and_then(|r| r.entitlement.clone()), None);
+
+    // A stored plan decides, and comes back with the grant.
+    let basic = Entitlement {
+        plan: "basic".into(),
+        per_minute: 30,
+        classes: vec!["hub_read".into(), "read".into()],
+        upgrades: vec![("command".into(), "pro".into())],
+    };
+    let mut set = redis::pipe();
+    set.cmd("DEL").arg(keys.entitlement("t1")).ignore();
+    for (field, value) in basic.fields() {
+        set.cmd("HSET")
+            .arg(keys.entitlement("t1"))
+            .arg(field)
+            .arg(value)
+            .ignore();
+    }
+    let _: () = set.query_async(&mut conn).await.expect("hset");
+    let refused = budget
+        .reserve(&mut conn, call("command", false))
+        .await
+        .expect("reserve");
+    assert_eq!(
+        refused,
+        Decision::NotEntitled {
+            plan: "basic".into(),
+            upgrade: Some("pro".into())
+        }
+    );
+    let granted = budget.reserve(&mut conn, call("read", false)).await.expect("reserve");
+    let reservation = granted.reservation().expect("granted");
+    assert_eq!(reservation.fetched.as_deref(), Some("sealed"));
+    let seen = reservation.entitlement.clone().expect("entitlement seen");
+    assert_eq!((seen.plan.as_str(), seen.per_minute), ("basic", Some(30)));
+    assert!(seen.allows("read") && !seen.allows("command"));
+
+    // Two granted calls were spent; the refusals spent nothing.
+    let after = budget.snapshot(&mut conn).await.expect("snapshot");
+    assert_eq!(after.granted_in_window, before.granted_in_window + 2);
 }

@@ -1,7 +1,8 @@
 //! Admission: the one Redis round trip a proxied request makes. One pipeline reserves the request's
 //! slot in the global budget *only if* the token's `jti` is not revoked, the token is not older
-//! than the user's "not before" time (suspension, logout everywhere) and the user has an Ajax
-//! session, fetching that sealed session in the same atomic step; it also marks the user active
+//! than the user's "not before" time (suspension, logout everywhere), the user has an Ajax
+//! session and the tenant's plan allows the route class, fetching that sealed session in the same
+//! atomic step; it also marks the user active
 //! (the worker keeps their session alive) and counts the tenant's use. A refused caller spends no
 //! budget. An Ajax session that has already expired is refreshed first (single-flight across
 //! processes), so no upstream call is wasted on a dead token.
@@ -16,14 +17,16 @@ use asf_core::ajax_client::AjaxClient;
 use asf_core::catalogue::RouteClass;
 use asf_core::claims::AccessClaims;
 use asf_core::keyspace::Keyspace;
+use asf_core::plans::Tier;
 use asf_core::secrets::SecretsKey;
 use asf_core::session::AjaxSession;
 use asf_core::session_refresh::{RefreshError, SessionRefresher};
 use asf_core::throttle::{
-    Decision, GlobalBudget, LocalBudget, Precondition, RefusalReason, Reservation, ReserveRequest,
+    Decision, EntitlementGuard, GlobalBudget, LocalBudget, Precondition, RefusalReason, Reservation, ReserveRequest,
 };
 use redis::aio::ConnectionManager;
 
+use crate::entitlements::{EntitlementCache, upgrade_for};
 use crate::metrics::Metrics;
 use crate::redis_link::{RedisDown, RedisLink};
 use crate::session_cache::SessionCache;
@@ -33,7 +36,7 @@ use crate::throttle::Throttle;
 const USAGE_TTL_SECS: i64 = 180;
 
 /// Why a request was not admitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// The token was revoked (logout) or issued before the user's "not before" time (suspension).
     Revoked,
@@ -41,6 +44,8 @@ pub enum Refusal {
     NoSession,
     /// Neither Redis nor this instance's memory can serve the request now.
     Unavailable,
+    /// The tenant's plan does not allow the call (answered 402, never forwarded).
+    NotEntitled { plan: String, upgrade: Option<String> },
     /// The budget refused: come back after `retry_after_secs`.
     Throttled {
         reason: RefusalReason,
@@ -63,6 +68,7 @@ pub struct Admission {
     pub ajax: AjaxClient,
     pub throttle: Arc<Throttle>,
     pub sessions: SessionCache,
+    pub entitlements: EntitlementCache,
     pub metrics: Metrics,
 }
 
@@ -73,15 +79,22 @@ impl Admission {
             absent: vec![self.keys.revoked_token(&claims.jti)],
             not_before: Some((self.keys.user_not_before(&claims.sub), claims.iat)),
             fetch: Some(self.keys.ajax_session(&claims.sub)),
+            entitlement: Some(EntitlementGuard {
+                key: self.keys.entitlement(&claims.tid),
+                class: class.as_str().to_owned(),
+                allowed_when_absent: Tier::Free.allows(class.as_str()),
+                upgrade_when_absent: upgrade_for(class).unwrap_or_default(),
+            }),
         };
-        let request = self.throttle.request(class, &claims.tid, precondition);
+        let plan_rate = self.entitlements.per_minute(&claims.tid);
+        let request = self.throttle.request(class, &claims.tid, plan_rate, precondition);
         if let Some(local) = self.throttle.fallback() {
-            return self.admit_locally(&local, claims, &request, now);
+            return self.admit_locally(&local, claims, class, &request, now);
         }
         match self.admit_shared(claims, &request, now).await {
             Ok(result) => result,
             Err(RedisDown) => match self.throttle.enter_fallback() {
-                Some(local) => self.admit_locally(&local, claims, &request, now),
+                Some(local) => self.admit_locally(&local, claims, class, &request, now),
                 None => Err(Refusal::Unavailable),
             },
         }
@@ -112,6 +125,7 @@ impl Admission {
                 reason: RefusalReason::Missing,
                 ..
             } => return Ok(Err(Refusal::NoSession)),
+            Decision::NotEntitled { plan, upgrade } => return Ok(Err(Refusal::NotEntitled { plan, upgrade })),
             Decision::Refused {
                 reason,
                 retry_after_secs,
@@ -122,6 +136,9 @@ impl Admission {
                 }));
             }
         };
+        if let Some(seen) = reservation.entitlement.clone() {
+            self.entitlements.remember(&claims.tid, seen);
+        }
         let session_key = self.keys.ajax_session(&claims.sub);
         let Some(sealed) = reservation.fetched.as_deref() else {
             return Ok(Err(Refusal::NoSession));
@@ -194,10 +211,14 @@ impl Admission {
         &self,
         local: &LocalBudget,
         claims: &AccessClaims,
+        class: RouteClass,
         request: &ReserveRequest,
         now: i64,
     ) -> Result<Admitted, Refusal> {
         let session = self.sessions.recent(&claims.sub, now).ok_or(Refusal::Unavailable)?;
+        self.entitlements
+            .allows_offline(&claims.tid, class)
+            .map_err(|(plan, upgrade)| Refusal::NotEntitled { plan, upgrade })?;
         let mut unguarded = request.clone();
         unguarded.precondition = None;
         let decision = local.reserve(&unguarded);
@@ -211,6 +232,7 @@ impl Admission {
                 reason,
                 retry_after_secs,
             }),
+            Decision::NotEntitled { plan, upgrade } => Err(Refusal::NotEntitled { plan, upgrade }),
         }
     }
 

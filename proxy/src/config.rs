@@ -36,6 +36,8 @@ pub struct ProxyFileConfig {
     pub upstream_timeout_ms: Option<u64>,
     /// Audit records held in memory while Redis is away; beyond this they are dropped (counted).
     pub audit_buffer_records: Option<usize>,
+    /// Where a 402 tells users to upgrade their plan.
+    pub upgrade_url: Option<String>,
     #[serde(default)]
     pub auth: AuthFileConfig,
     #[serde(default)]
@@ -155,6 +157,7 @@ pub struct ProxyConfig {
     pub max_headers: usize,
     pub max_header_bytes: usize,
     pub audit_buffer_records: usize,
+    pub upgrade_url: String,
 }
 
 impl std::fmt::Debug for ProxyConfig {
@@ -258,6 +261,9 @@ impl ProxyFileConfig {
         }
         if let Some(value) = take("ASF_DENY_CIDRS") {
             self.shield.deny_cidrs = Some(list(value));
+        }
+        if let Some(value) = take("ASF_UPGRADE_URL") {
+            self.upgrade_url = Some(value);
         }
         if let Some(value) = take("ASF_AUDIT_BUFFER_RECORDS").and_then(|v| v.parse().ok()) {
             self.audit_buffer_records = Some(value);
@@ -366,7 +372,7 @@ impl ProxyFileConfig {
             auth,
             budget,
             tenant: TenantDefaults {
-                per_minute: self.budget.tenant_rate_per_minute.unwrap_or(60),
+                per_minute: self.budget.tenant_rate_per_minute.unwrap_or(600),
                 burst: self.budget.tenant_burst.unwrap_or(10),
                 max_queued: self.budget.tenant_max_queued.unwrap_or(10).max(1),
             },
@@ -375,6 +381,7 @@ impl ProxyFileConfig {
             max_headers: self.shield.max_headers.unwrap_or(64),
             max_header_bytes: self.shield.max_header_bytes.unwrap_or(16 * 1024),
             audit_buffer_records: self.audit_buffer_records.unwrap_or(100_000).max(1),
+            upgrade_url: self.upgrade_url.unwrap_or_else(|| "/v1/billing".into()),
         })
     }
 }

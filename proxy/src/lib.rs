@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod body_check;
 pub mod config;
+pub mod entitlements;
 pub mod heartbeat;
 pub mod ip_guard;
 pub mod metrics;

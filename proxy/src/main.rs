@@ -114,6 +114,7 @@ fn run(opt: Opt, server_conf: ServerConf, config: ProxyConfig) -> anyhow::Result
         ajax: AjaxClient::new(&config.ajax.url(), &config.ajax_api_key, config.upstream_timeout)?,
         throttle: throttle.clone(),
         sessions: SessionCache::default(),
+        entitlements: Default::default(),
         metrics: metrics.clone(),
     };
     let heartbeat = Arc::new(BudgetHeartbeat::new(

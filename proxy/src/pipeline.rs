@@ -89,6 +89,7 @@ pub enum Decision {
     RefusedShield,
     RefusedAuth,
     RefusedAuthz,
+    RefusedPlan,
     Throttled,
     ClientGone,
     Unavailable,
@@ -104,6 +105,7 @@ impl Decision {
             Self::RefusedShield => "refused_shield",
             Self::RefusedAuth => "refused_auth",
             Self::RefusedAuthz => "refused_authz",
+            Self::RefusedPlan => "refused_plan",
             Self::Throttled => "throttled",
             Self::ClientGone => "client_gone",
             Self::Unavailable => "unavailable",
@@ -214,7 +216,7 @@ impl Gateway {
                 ctx.retry_after_secs = Some(retry_after_secs);
                 Err(Error::explain(ErrorType::HTTPStatus(429), "ajax pushed back"))
             }
-            None => {
+            Some(BudgetDecision::NotEntitled { .. }) | None => {
                 ctx.retry_after_secs = Some(pause.as_secs().max(1));
                 Err(Error::explain(ErrorType::HTTPStatus(429), "ajax pushed back again"))
             }
@@ -340,6 +342,16 @@ impl Gateway {
                 return self
                     .refuse(session, ctx, Decision::Unavailable, &STATE_UNAVAILABLE)
                     .await;
+            }
+            Err(Refusal::NotEntitled { plan, upgrade }) => {
+                ctx.decision = Decision::RefusedPlan;
+                let required = respond::PlanRequired {
+                    plan: &plan,
+                    upgrade: upgrade.as_deref(),
+                    upgrade_url: &self.config.upgrade_url,
+                };
+                respond::send_plan_required(session, &required, &ctx.request_id).await?;
+                return Ok(Filter::Responded);
             }
         };
         ctx.hints = Some(Hints::of(self.admission.throttle.limit(), &admitted.reservation));
@@ -484,7 +496,7 @@ impl ProxyHttp for Gateway {
             }
             // The session is over: the client sees Ajax's 401 and logs in again.
             Err(Refusal::NoSession | Refusal::Revoked) => Ok(()),
-            Err(Refusal::Unavailable | Refusal::Throttled { .. }) => Err(Error::explain(
+            Err(Refusal::Unavailable | Refusal::Throttled { .. } | Refusal::NotEntitled { .. }) => Err(Error::explain(
                 ErrorType::HTTPStatus(503),
                 "ajax session refresh unavailable",
             )),
@@ -622,6 +634,7 @@ fn itoa_status(status: u16) -> &'static str {
         204 => "204",
         400 => "400",
         401 => "401",
+        402 => "402",
         403 => "403",
         404 => "404",
         405 => "405",

@@ -78,3 +78,69 @@ pub async fn send(session: &mut Session, answer: &LocalAnswer, request_id: &str)
     session.write_response_body(Some(body), true).await?;
     Ok(())
 }
+
+/// A call the tenant's plan does not include: 402 (never 403, which clients read as bad
+/// credentials), naming the plan that would allow it and where to upgrade.
+pub struct PlanRequired<'a> {
+    pub plan: &'a str,
+    pub upgrade: Option<&'a str>,
+    pub upgrade_url: &'a str,
+}
+
+impl PlanRequired<'_> {
+    pub fn body(&self) -> String {
+        let message = match self.upgrade {
+            Some(upgrade) => format!(
+                "Your plan ({}) does not include this operation; the {upgrade} plan does. Upgrade at {}",
+                self.plan, self.upgrade_url
+            ),
+            None => format!("Your plan ({}) does not include this operation", self.plan),
+        };
+        let mut body =
+            serde_json::to_value(ErrorBody::new(message).with_code("plan_upgrade_required")).unwrap_or_default();
+        if let Some(fields) = body.as_object_mut() {
+            fields.insert("plan".into(), self.plan.into());
+            fields.insert("requiredPlan".into(), self.upgrade.into());
+            fields.insert("upgradeUrl".into(), self.upgrade_url.into());
+        }
+        body.to_string()
+    }
+}
+
+/// Writes a 402 for `required`.
+pub async fn send_plan_required(session: &mut Session, required: &PlanRequired<'_>, request_id: &str) -> Result<()> {
+    let body = Bytes::from(required.body());
+    let mut header = ResponseHeader::build(402, Some(4))?;
+    header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    header.insert_header(asf_core::ajax_wire::headers::REQUEST_ID, request_id)?;
+    if !session.is_body_done() && (!drainable(session) || session.drain_request_body().await.is_err()) {
+        session.set_keepalive(None);
+    }
+    session.write_response_header(Box::new(header), false).await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_402_names_the_plan_and_where_to_upgrade() {
+        let body: serde_json::Value = serde_json::from_str(
+            &PlanRequired {
+                plan: "basic",
+                upgrade: Some("pro"),
+                upgrade_url: "https://gw.example/billing",
+            }
+            .body(),
+        )
+        .expect("json");
+        assert_eq!(body["requiredPlan"], "pro");
+        assert_eq!(body["plan"], "basic");
+        assert_eq!(body["upgradeUrl"], "https://gw.example/billing");
+        assert_eq!(body["errors"][0]["code"], "plan_upgrade_required");
+        assert!(body["message"].as_str().is_some_and(|m| m.contains("pro plan")));
+    }
+}

@@ -108,9 +108,18 @@ impl Throttle {
         self.config.rate.limit()
     }
 
-    /// The reservation of a tenant's call of `class`, granted only if `precondition` holds.
-    pub fn request(&self, class: RouteClass, tenant: &str, precondition: Precondition) -> ReserveRequest {
-        let quota = TenantQuota::new(tenant, self.tenant_per_minute)
+    /// The reservation of a tenant's call of `class`, granted only if `precondition` holds. The
+    /// tenant's rate is its plan's when known (`plan_rate`), never above the configured tenant rate,
+    /// which is also the rate of a tenant not seen yet.
+    pub fn request(
+        &self,
+        class: RouteClass,
+        tenant: &str,
+        plan_rate: Option<u32>,
+        precondition: Precondition,
+    ) -> ReserveRequest {
+        let per_minute = plan_rate.map_or(self.tenant_per_minute, |rate| rate.min(self.tenant_per_minute));
+        let quota = TenantQuota::new(tenant, per_minute)
             .with_burst(self.tenant_burst)
             .with_max_queued(self.tenant_max_queued);
         ReserveRequest::for_tenant(lane_of(class), quota).with_precondition(precondition)
@@ -177,6 +186,9 @@ impl Throttle {
             }
             Decision::Refused { reason, .. } => {
                 self.metrics.refusals.with_label_values(&[reason.as_str()]).inc();
+            }
+            Decision::NotEntitled { .. } => {
+                self.metrics.refusals.with_label_values(&["not_entitled"]).inc();
             }
         }
     }

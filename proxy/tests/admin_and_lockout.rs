@@ -133,7 +133,7 @@ async fn me_shows_profile_and_tenant_and_admins_create_and_fill_organisations() 
     let me: Value = bearer_json(format!("{}/v1/me", s.control.url), &token).await;
     assert_eq!(me["user"]["ajax_user_id"], uid.as_str());
     assert_eq!(me["tenant"]["kind"], "personal");
-    assert_eq!(me["tenant"]["plan"], "free");
+    assert_eq!(me["tenant"]["plan"], "premium", "the tests' baseline plan");
 
     let admin = admin_token(&s).await;
     let org = client()

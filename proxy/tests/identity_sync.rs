@@ -22,7 +22,11 @@ async fn login_through_the_proxy_provisions_and_then_reads_arms_refreshes_and_lo
             .sql(&format!("select count(*) from users where ajax_user_id = '{uid}'")),
         "1"
     );
-    assert_eq!(s.control.sql("select count(*) from tenants where plan = 'free'"), "1");
+    // Provisioned on the free plan, raised to the tests' baseline plan.
+    assert_eq!(
+        s.control.sql("select plan || ' ' || plan_source from tenants"),
+        "premium baseline"
+    );
 
     let hubs: Value = session_get(format!("{}/api/user/{uid}/hubs", s.proxy.url), &token)
         .await

@@ -9,7 +9,7 @@
 -- KEYS[6]    (reserve with a tenant) the tenant's GCRA time
 -- KEYS[7]    (reserve with a tenant) sorted set of the tenant's future slots
 -- then       (reserve with a precondition) the keys that must be absent, the "not before" key if
---            any, and the key to fetch if any, in that order
+--            any, the key to fetch if any, and the tenant's entitlement hash if any, in that order
 --
 -- ARGV[1] operation: reserve | snapshot | pause
 -- ARGV[2] '1' in tests only, and then ARGV[3] is the time to use; otherwise Redis's own clock
@@ -19,14 +19,16 @@
 --           [17] tenant queue cap, [18] a unique id for this grant,
 --           [19] '1' with a precondition, [20] how many keys must be absent,
 --           [21] '1' with a "not before" key, [22] the issue time it is compared with,
---           [23] '1' with a key to fetch (must exist; its value ends the granted reply)
+--           [23] '1' with a key to fetch (must exist; its value ends the granted reply),
+--           [24] '1' with an entitlement check, [25] the call's route class, [26] '1' when the
+--           class is allowed to a tenant without a stored entitlement, [27] the plan to name then
 -- snapshot: ARGV[4] window
 -- pause:    ARGV[4] window, [5] duration
 --
 -- Expiry only collects garbage: every decision compares stored times with "now" itself, so a key
 -- that outlives its use (or a test clock far from Redis's) changes nothing.
 
-local QUEUE_FULL, TENANT_LIMIT, TENANT_QUEUE_CAP, PAUSED, PRECONDITION, MISSING = 1, 2, 3, 4, 5, 6
+local QUEUE_FULL, TENANT_LIMIT, TENANT_QUEUE_CAP, PAUSED, PRECONDITION, MISSING, NOT_ENTITLED = 1, 2, 3, 4, 5, 6, 7
 local NO_ACCESS_RETRY = 60000
 
 local function clock()
@@ -62,17 +64,18 @@ local function earliest(tat, tolerance, not_before)
   return math.max(not_before, tat - tolerance)
 end
 
--- The caller's precondition (e.g. the token is not revoked and a session exists), checked before
--- anything else so that a refused caller spends nothing. Returns a refusal code, or nil and the
--- fetched value (false when nothing is fetched).
+-- The caller's precondition (e.g. the token is not revoked, a session exists, the plan allows the
+-- call), checked before anything else so that a refused caller spends nothing. Returns a refusal
+-- code (and, for a plan refusal, the plan and the upgrade to name), or nil, the fetched value
+-- (false when nothing is fetched) and the entitlement seen (false when none).
 local function precondition(first_key)
   if ARGV[19] ~= '1' then
-    return nil, false
+    return nil, false, false
   end
   local k = first_key
   for _ = 1, tonumber(ARGV[20]) do
     if redis.call('EXISTS', KEYS[k]) == 1 then
-      return PRECONDITION, false
+      return PRECONDITION, false, false
     end
     k = k + 1
   end
@@ -80,17 +83,31 @@ local function precondition(first_key)
     local not_before = redis.call('GET', KEYS[k])
     k = k + 1
     if not_before and tonumber(not_before) > tonumber(ARGV[22]) then
-      return PRECONDITION, false
+      return PRECONDITION, false, false
     end
   end
+  local fetched = false
   if ARGV[23] == '1' then
-    local value = redis.call('GET', KEYS[k])
-    if not value then
-      return MISSING, false
+    fetched = redis.call('GET', KEYS[k])
+    k = k + 1
+    if not fetched then
+      return MISSING, false, false
     end
-    return nil, value
   end
-  return nil, false
+  local entitlement = false
+  if ARGV[24] == '1' then
+    local class = ARGV[25]
+    local seen = redis.call('HMGET', KEYS[k], 'plan', 'c:' .. class, 'u:' .. class, 'rate', 'classes')
+    if seen[1] then
+      if not seen[2] then
+        return NOT_ENTITLED, seen[1], seen[3] or ''
+      end
+      entitlement = {seen[1], seen[4] or '', seen[5] or ''}
+    elseif ARGV[26] ~= '1' then
+      return NOT_ENTITLED, 'free', ARGV[27]
+    end
+  end
+  return nil, fetched, entitlement
 end
 
 local function reserve(now)
@@ -99,7 +116,10 @@ local function reserve(now)
   if ARGV[14] == '1' then
     first_guard_key = 8
   end
-  local refused, fetched = precondition(first_guard_key)
+  local refused, fetched, entitlement = precondition(first_guard_key)
+  if refused == NOT_ENTITLED then
+    return {0, refused, 0, fetched, entitlement}
+  end
   if refused then
     return {0, refused, 0}
   end
@@ -194,8 +214,11 @@ local function reserve(now)
   local count = redis.call('ZCARD', KEYS[5])
   local oldest = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
   local reply = {1, slot, now, chosen, count, tonumber(oldest[2]), limit, window}
-  if fetched then
-    reply[9] = fetched
+  if fetched or entitlement then
+    reply[9] = fetched or ''
+  end
+  if entitlement then
+    reply[10], reply[11], reply[12] = entitlement[1], entitlement[2], entitlement[3]
   end
   return reply
 end

@@ -70,6 +70,22 @@ pub struct Precondition {
     pub not_before: Option<(String, i64)>,
     /// A key that must exist; its value comes back in [`Reservation::fetched`].
     pub fetch: Option<String>,
+    /// The tenant's entitlement must allow the call's route class.
+    pub entitlement: Option<EntitlementGuard>,
+}
+
+/// The entitlement check of a [`Precondition`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntitlementGuard {
+    /// The tenant's entitlement hash (see [`crate::entitlement`]).
+    pub key: String,
+    /// The call's route class.
+    pub class: String,
+    /// Whether the call is allowed when the tenant has no entitlement stored (the free plan's
+    /// classes: never more than the tenant could have without paying), and the plan to name
+    /// otherwise.
+    pub allowed_when_absent: bool,
+    pub upgrade_when_absent: String,
 }
 
 /// One upstream call asking for its slot.
@@ -172,6 +188,8 @@ pub struct Reservation {
     pub utilisation: f64,
     /// The value of the [`Precondition::fetch`] key, when one was asked for.
     pub fetched: Option<String>,
+    /// The tenant's entitlement, when it was checked and is stored.
+    pub entitlement: Option<crate::entitlement::SeenEntitlement>,
 }
 
 impl Reservation {
@@ -187,6 +205,13 @@ impl Reservation {
 pub enum Decision {
     /// The call has a slot; it must not go upstream before [`Reservation::slot_at_ms`].
     Granted(Reservation),
+    /// The tenant's plan does not allow the call; nothing was spent.
+    NotEntitled {
+        /// The tenant's plan.
+        plan: String,
+        /// The cheapest plan that allows the call, if any.
+        upgrade: Option<String>,
+    },
     /// The call must not go upstream; nothing was spent.
     Refused {
         /// Why.
@@ -202,7 +227,7 @@ impl Decision {
     pub fn reservation(&self) -> Option<&Reservation> {
         match self {
             Decision::Granted(reservation) => Some(reservation),
-            Decision::Refused { .. } => None,
+            Decision::Refused { .. } | Decision::NotEntitled { .. } => None,
         }
     }
 
@@ -276,6 +301,7 @@ impl Outcome {
                     reset_secs,
                     utilisation,
                     fetched: None,
+                    entitlement: None,
                 })
             }
             Outcome::Refused { reason, retry_ms } => Decision::Refused {
@@ -320,9 +346,25 @@ impl Outcome {
 impl FromRedisValue for Decision {
     fn from_redis_value(value: Value) -> Result<Self, ParsingError> {
         let mut items: Vec<Value> = FromRedisValue::from_redis_value(value)?;
-        // A granted reply with a precondition's fetch ends with the fetched value.
+        let text = |value: Option<Value>| value.map(String::from_redis_value).transpose();
+        // A plan refusal: `{0, NOT_ENTITLED, 0, plan, upgrade}`.
+        if items.len() == 5 {
+            let upgrade = text(items.pop())?.filter(|u| !u.is_empty());
+            let plan = text(items.pop())?.unwrap_or_default();
+            return Ok(Decision::NotEntitled { plan, upgrade });
+        }
+        // A granted reply may end with the entitlement seen (plan, rate, classes), after the
+        // precondition's fetched value.
+        let entitlement = if items.len() == 12 {
+            let classes = text(items.pop())?.unwrap_or_default();
+            let rate = text(items.pop())?.unwrap_or_default();
+            let plan = text(items.pop())?.unwrap_or_default();
+            Some(crate::entitlement::SeenEntitlement::from_parts(plan, &rate, &classes))
+        } else {
+            None
+        };
         let fetched = if items.len() == 9 {
-            items.pop().map(String::from_redis_value).transpose()?
+            text(items.pop())?.filter(|f| !f.is_empty())
         } else {
             None
         };
@@ -333,6 +375,7 @@ impl FromRedisValue for Decision {
         let mut decision = Outcome::from_reply(&values)?.into_decision();
         if let Decision::Granted(reservation) = &mut decision {
             reservation.fetched = fetched;
+            reservation.entitlement = entitlement;
         }
         Ok(decision)
     }

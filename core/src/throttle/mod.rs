@@ -69,8 +69,8 @@ pub use config::{
     BudgetConfig, BudgetConfigError, BudgetPlan, DEFAULT_BURST, DEFAULT_MAX_WAIT, LaneShares, TrackParams,
 };
 pub use decision::{
-    BudgetSnapshot, DEFAULT_TENANT_BURST, DEFAULT_TENANT_MAX_QUEUED, Decision, LaneSnapshot, Precondition,
-    RefusalReason, Reservation, ReserveRequest, TenantQuota,
+    BudgetSnapshot, DEFAULT_TENANT_BURST, DEFAULT_TENANT_MAX_QUEUED, Decision, EntitlementGuard, LaneSnapshot,
+    Precondition, RefusalReason, Reservation, ReserveRequest, TenantQuota,
 };
 pub use heartbeat::Heartbeat;
 pub use lanes::{Lane, UnknownLane};

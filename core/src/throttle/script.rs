@@ -184,9 +184,31 @@ impl GlobalBudget {
                         invocation.arg("0");
                     }
                 }
+                match &precondition.entitlement {
+                    Some(guard) => {
+                        invocation.key(&guard.key);
+                        invocation
+                            .arg("1")
+                            .arg(&guard.class)
+                            .arg(if guard.allowed_when_absent { "1" } else { "0" })
+                            .arg(&guard.upgrade_when_absent);
+                    }
+                    None => {
+                        invocation.arg("0").arg("").arg("0").arg("");
+                    }
+                }
             }
             None => {
-                invocation.arg("0").arg(0).arg("0").arg(0).arg("0");
+                invocation
+                    .arg("0")
+                    .arg(0)
+                    .arg("0")
+                    .arg(0)
+                    .arg("0")
+                    .arg("0")
+                    .arg("")
+                    .arg("0")
+                    .arg("");
             }
         }
         invocation

@@ -22,6 +22,8 @@ use serde_json::Value;
 use sha2::Digest;
 
 pub const API_KEY: &str = "test-company-key-5f1c";
+/// Every gated route class.
+pub const PREMIUM_CLASSES: [&str; 5] = ["hub_read", "read", "command", "panic", "settings"];
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// A budget so large it never throttles: for tests of everything but the throttle (a test of the
@@ -301,6 +303,8 @@ impl ControlPlane {
             .map_or_else(fresh_database, |(_, url)| (*url).to_owned());
         let child = Command::new(binary("asf-control"))
             .envs(GENEROUS_BUDGET.iter().copied())
+            // Every tenant may call everything, unless a test of plans says otherwise.
+            .env("ASF_BASELINE_PLAN", "premium")
             .args([
                 "--config",
                 concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/control-plane.yaml"),
@@ -384,8 +388,30 @@ impl Proxy {
         }
     }
 
-    /// Stores a user's Ajax session in Redis exactly as the control plane does.
+    /// Publishes an entitlement for `tenant` as the control plane does.
+    pub async fn grant_plan(&self, tenant: &str, plan: &str, classes: &[&str]) {
+        let entitlement = asf_core::entitlement::Entitlement {
+            plan: plan.into(),
+            per_minute: 1_000_000,
+            classes: classes.iter().map(|c| (*c).to_owned()).collect(),
+            upgrades: vec![],
+        };
+        let key = self.keys.entitlement(tenant);
+        let mut pipe = redis::pipe();
+        pipe.atomic().cmd("DEL").arg(&key).ignore();
+        for (field, value) in entitlement.fields() {
+            pipe.cmd("HSET").arg(&key).arg(field).arg(value).ignore();
+        }
+        let mut redis = redis_connection_to(&self.redis_url).await;
+        pipe.query_async::<()>(&mut redis).await.expect("entitlement");
+    }
+
+    /// Stores a user's Ajax session in Redis exactly as the control plane does, and gives the
+    /// user's tenant (as [`Issuer::claims`] names it) every class, so tests of other things are
+    /// not refused by a plan.
     pub async fn store_session(&self, sub: &str, login: &Value) {
+        self.grant_plan(&format!("tenant-{sub}"), "premium", &PREMIUM_CLASSES)
+            .await;
         let session = AjaxSession {
             session_token: login["sessionToken"].as_str().expect("token").to_owned(),
             refresh_token: login["refreshToken"].as_str().expect("refresh").to_owned(),
@@ -497,6 +523,7 @@ impl System {
         let mut command = Command::new(binary("asf-control"));
         command
             .envs(GENEROUS_BUDGET.iter().copied())
+            .env("ASF_BASELINE_PLAN", "premium")
             .args([
                 "--config",
                 concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/control-plane.yaml"),
