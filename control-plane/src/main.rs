@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 mod audit;
 mod auth;
+mod billing;
 mod error;
 mod identity;
 mod lockout;
@@ -161,16 +162,14 @@ async fn main() -> anyhow::Result<()> {
                 chain_key: asf_core::audit::chain_key(&settings.secrets_key),
                 claim_idle: settings.audit_claim_idle,
             };
-            let plans = plans_of(&settings, &db).await?;
-            println!("asf-control worker running");
-            worker::run(
-                refresher,
-                settings.worker_interval,
+            let jobs = worker::Jobs {
                 mover,
-                plans,
-                settings.audit_retention,
-            )
-            .await;
+                plans: plans_of(&settings, &db).await?,
+                stripe: stripe_of(&settings)?,
+                retention: settings.audit_retention,
+            };
+            println!("asf-control worker running");
+            worker::run(refresher, settings.worker_interval, jobs).await;
             Ok(())
         }
         Command::Admin {
@@ -288,6 +287,15 @@ async fn plans_of(settings: &Settings, db: &sqlx::PgPool) -> anyhow::Result<plan
     })
 }
 
+fn stripe_of(settings: &Settings) -> anyhow::Result<Option<billing::stripe_api::StripeApi>> {
+    settings
+        .stripe
+        .clone()
+        .map(billing::stripe_api::StripeApi::new)
+        .transpose()
+        .context("Stripe client")
+}
+
 async fn connect_redis(settings: &Settings) -> anyhow::Result<redis::aio::ConnectionManager> {
     redis::Client::open(settings.redis_url.as_str())
         .context("REDIS_URL")?
@@ -323,6 +331,7 @@ async fn serve(settings: Settings, db: sqlx::PgPool) -> anyhow::Result<()> {
     let sessions = SessionStore::new(redis, keys, settings.secrets_key.clone());
     let ajax = AjaxClient::new(&settings.ajax_api_url, &settings.ajax_api_key, settings.ajax_timeout)?;
     let plans = plans_of(&settings, &db).await?;
+    let settings_for_stripe = settings.clone();
     let state = AppState {
         signer: Arc::new(Signer::new(db.clone(), settings.secrets_key.clone())),
         settings: Arc::new(settings),
@@ -333,6 +342,7 @@ async fn serve(settings: Settings, db: sqlx::PgPool) -> anyhow::Result<()> {
         budget: GlobalBudget::new(keys_for_budget, &settings_budget)?,
         audit,
         plans,
+        stripe: stripe_of(&settings_for_stripe)?,
     };
     let listener = tokio::net::TcpListener::bind(&state.settings.listen)
         .await

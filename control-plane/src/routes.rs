@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .merge(crate::plans::api::router())
         .merge(crate::vouchers::api::router())
         .merge(crate::notifications::router())
+        .merge(crate::billing::api::router())
 }
 
 /// Turns axum's JSON rejections into the app's own error shape.

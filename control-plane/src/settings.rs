@@ -44,8 +44,16 @@ pub struct SettingsFile {
     pub audit_buffer_records: Option<u64>,
     /// The plan every tenant has at least (default `free`).
     pub baseline_plan: Option<String>,
-    /// How long a `past_due` subscription keeps its plan (hours; default 72).
-    pub past_due_grace_hours: Option<u64>,
+    /// How long a `past_due` subscription keeps its plan (seconds; default 3 days).
+    pub past_due_grace_secs: Option<u64>,
+    /// Stripe: API base URL, secret key, webhook signing secret (billing is off without a key).
+    pub stripe_api_base: Option<String>,
+    pub stripe_secret_key: Option<String>,
+    pub stripe_webhook_secret: Option<String>,
+    /// Where Checkout sends the user back (success, cancel) and where the portal returns to.
+    pub billing_return_url: Option<String>,
+    /// Attempts at processing one Stripe event before it is dead-lettered.
+    pub stripe_event_max_attempts: Option<u64>,
     /// Vouchers one user may redeem in a lifetime, and redemption attempts per hour per user and IP.
     pub voucher_lifetime_cap: Option<u64>,
     pub voucher_attempts_per_user_hour: Option<u64>,
@@ -88,6 +96,26 @@ pub struct Settings {
     pub baseline_plan: asf_core::plans::Tier,
     pub past_due_grace: Duration,
     pub vouchers: VoucherLimits,
+    pub stripe: Option<StripeSettings>,
+}
+
+/// Stripe, when billing is configured. `Debug` never shows the secrets.
+#[derive(Clone)]
+pub struct StripeSettings {
+    pub api_base: String,
+    pub secret_key: String,
+    pub webhook_secret: String,
+    pub return_url: String,
+    pub max_attempts: u32,
+}
+
+impl std::fmt::Debug for StripeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeSettings")
+            .field("api_base", &self.api_base)
+            .field("return_url", &self.return_url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -166,7 +194,8 @@ impl SettingsFile {
             ("ASF_AUDIT_RETENTION_DAYS", &mut self.audit_retention_days),
             ("ASF_AUDIT_CLAIM_IDLE_MS", &mut self.audit_claim_idle_ms),
             ("ASF_AUDIT_BUFFER_RECORDS", &mut self.audit_buffer_records),
-            ("ASF_PAST_DUE_GRACE_HOURS", &mut self.past_due_grace_hours),
+            ("ASF_PAST_DUE_GRACE_SECS", &mut self.past_due_grace_secs),
+            ("ASF_STRIPE_EVENT_MAX_ATTEMPTS", &mut self.stripe_event_max_attempts),
             ("ASF_VOUCHER_LIFETIME_CAP", &mut self.voucher_lifetime_cap),
             (
                 "ASF_VOUCHER_ATTEMPTS_PER_USER_HOUR",
@@ -181,6 +210,37 @@ impl SettingsFile {
                 *slot = Some(value);
             }
         }
+        for (name, slot) in [
+            ("STRIPE_API_BASE", &mut self.stripe_api_base),
+            ("STRIPE_SECRET_KEY", &mut self.stripe_secret_key),
+            ("STRIPE_WEBHOOK_SECRET", &mut self.stripe_webhook_secret),
+            ("ASF_BILLING_RETURN_URL", &mut self.billing_return_url),
+        ] {
+            if let Some(value) = take(name) {
+                *slot = Some(value);
+            }
+        }
+        let stripe = match self.stripe_secret_key.take() {
+            None => None,
+            Some(secret_key) => Some(StripeSettings {
+                api_base: self
+                    .stripe_api_base
+                    .take()
+                    .unwrap_or_else(|| "https://api.stripe.com".into()),
+                secret_key,
+                webhook_secret: self.stripe_webhook_secret.take().ok_or(SettingsError::Missing {
+                    setting: "STRIPE_WEBHOOK_SECRET (required with STRIPE_SECRET_KEY)",
+                })?,
+                return_url: self
+                    .billing_return_url
+                    .take()
+                    .unwrap_or_else(|| "http://127.0.0.1:8000/billing".into()),
+                max_attempts: self
+                    .stripe_event_max_attempts
+                    .map_or(8, |n| u32::try_from(n).unwrap_or(u32::MAX))
+                    .max(1),
+            }),
+        };
         if let Some(plan) = take("ASF_BASELINE_PLAN") {
             self.baseline_plan = Some(plan);
         }
@@ -260,8 +320,9 @@ impl SettingsFile {
             audit_claim_idle: Duration::from_millis(self.audit_claim_idle_ms.unwrap_or(30_000).max(100)),
             audit_buffer_records: usize::try_from(self.audit_buffer_records.unwrap_or(100_000)).unwrap_or(usize::MAX),
             baseline_plan,
-            past_due_grace: Duration::from_secs(self.past_due_grace_hours.unwrap_or(72) * 3600),
+            past_due_grace: Duration::from_secs(self.past_due_grace_secs.unwrap_or(3 * 86_400)),
             vouchers,
+            stripe,
         })
     }
 }

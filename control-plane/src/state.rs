@@ -26,4 +26,6 @@ pub struct AppState {
     pub audit: asf_core::audit::AuditSink,
     /// Plans: recomputing and publishing tenants' entitlements.
     pub plans: crate::plans::Plans,
+    /// Stripe, when billing is configured.
+    pub stripe: Option<crate::billing::stripe_api::StripeApi>,
 }

@@ -10,6 +10,7 @@ use chrono::Utc;
 use sqlx::PgPool;
 
 use crate::audit::mover::AuditMover;
+use crate::billing::stripe_api::StripeApi;
 use crate::plans::Plans;
 
 /// Users seen by a proxy within this long count as active.
@@ -80,16 +81,38 @@ async fn republish_entitlements(plans: &Plans) {
     }
 }
 
-/// Runs the jobs until Ctrl-C: session upkeep every `interval`, the audit mover continuously,
-/// plan changes at their time, entitlements republished every minute, audit retention hourly.
-pub async fn run(
-    refresher: SessionRefresher,
-    interval: Duration,
-    mover: AuditMover,
-    plans: Plans,
-    retention: Duration,
-) {
+/// How often the Stripe event inbox is looked at.
+const INBOX_POLL: Duration = Duration::from_millis(250);
+
+async fn process_stripe_events(plans: &Plans, stripe: Option<&StripeApi>) {
+    let Some(stripe) = stripe else { return };
+    match crate::billing::inbox::process_due(&plans.db, stripe, plans).await {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(count, "Stripe events processed"),
+        Err(e) => tracing::warn!(error = %e, "processing Stripe events failed; will retry"),
+    }
+}
+
+/// The worker's jobs besides session upkeep.
+pub struct Jobs {
+    pub mover: AuditMover,
+    pub plans: Plans,
+    pub stripe: Option<StripeApi>,
+    pub retention: Duration,
+}
+
+/// Runs the jobs until Ctrl-C: session upkeep every `interval`, the audit mover continuously, the
+/// Stripe inbox, plan changes at their time, entitlements republished every minute, audit
+/// retention hourly.
+pub async fn run(refresher: SessionRefresher, interval: Duration, jobs: Jobs) {
+    let Jobs {
+        mover,
+        plans,
+        stripe,
+        retention,
+    } = jobs;
     let mover = tokio::spawn(mover.run());
+    let mut inbox_ticker = tokio::time::interval(INBOX_POLL);
     let mut ticker = tokio::time::interval(interval);
     let mut prune_ticker = tokio::time::interval(PRUNE_INTERVAL);
     let mut republish_ticker = tokio::time::interval(REPUBLISH_INTERVAL);
@@ -97,6 +120,7 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = prune_ticker.tick() => prune_audit(&plans.db, retention).await,
+            _ = inbox_ticker.tick() => process_stripe_events(&plans, stripe.as_ref()).await,
             _ = republish_ticker.tick() => republish_entitlements(&plans).await,
             _ = plan_ticker.tick() => apply_due_plan_changes(&plans).await,
             _ = ticker.tick() => {
