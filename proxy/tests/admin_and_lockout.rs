@@ -9,14 +9,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::*;
 
-async fn admin_token(s: &System) -> String {
-    let _ = logged_in(s, "demo2@example.com").await;
-    let granted = s.control_command(&["admin", "grant", "demo2@example.com"]);
-    assert!(granted.status.success(), "{}", String::from_utf8_lossy(&granted.stderr));
-    // A fresh login after the grant; the role is read from the database on every admin call anyway.
-    logged_in(s, "demo2@example.com").await.0
-}
-
 #[tokio::test]
 async fn admin_api_needs_a_valid_token_and_the_admin_role() {
     let s = System::start(&[]).await;

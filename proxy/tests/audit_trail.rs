@@ -132,15 +132,7 @@ async fn every_request_and_event_lands_in_postgres_with_its_fields() {
     .await;
 
     // Admin queries: filters, pagination with a cursor, bounded pages.
-    let admin = {
-        let _ = logged_in(&s, "demo2@example.com").await;
-        assert!(
-            s.control_command(&["admin", "grant", "demo2@example.com"])
-                .status
-                .success()
-        );
-        logged_in(&s, "demo2@example.com").await.0
-    };
+    let admin = admin_token(&s).await;
     let first = bearer_json(
         format!("{}/v1/admin/audit?user={user}&kind=request&limit=2", s.control.url),
         &admin,

@@ -116,15 +116,7 @@ impl Billing {
 }
 
 async fn arm(s: &System, token: &str, uid: &str) -> u16 {
-    client()
-        .put(format!("{}/api/user/{uid}/hubs/0001A001/commands/arming", s.proxy.url))
-        .bearer_auth(token)
-        .json(&json!({"command": "DISARM", "ignoreProblems": true}))
-        .send()
-        .await
-        .expect("arm")
-        .status()
-        .as_u16()
+    disarm(s, token, uid).await.status().as_u16()
 }
 
 /// Waits until arming answers `wanted`; returns how long that took.
@@ -349,13 +341,7 @@ async fn an_event_that_keeps_failing_is_dead_lettered_for_admins() {
         "dead 2",
     )
     .await;
-    let _ = logged_in(&b.s, "demo2@example.com").await;
-    assert!(
-        b.s.control_command(&["admin", "grant", "demo2@example.com"])
-            .status
-            .success()
-    );
-    let admin = logged_in(&b.s, "demo2@example.com").await.0;
+    let admin = admin_token(&b.s).await;
     let dead = bearer_json(
         format!("{}/v1/admin/billing/events?status=dead", b.s.control.url),
         &admin,
@@ -373,13 +359,7 @@ async fn a_voucher_never_lowers_a_paid_plan_and_a_higher_one_lasts_only_its_time
     b.subscribe(&token, "pro").await;
     arm_until(&b.s, &token, &uid, |s| (200..300).contains(&s), Duration::from_secs(5)).await;
 
-    let _ = logged_in(&b.s, "demo2@example.com").await;
-    assert!(
-        b.s.control_command(&["admin", "grant", "demo2@example.com"])
-            .status
-            .success()
-    );
-    let admin = logged_in(&b.s, "demo2@example.com").await.0;
+    let admin = admin_token(&b.s).await;
     let batch = |plan: &str| json!({"count": 1, "plan": plan, "duration_days": 1});
     let (_, basic) = b.post(&admin, "/v1/admin/vouchers", batch("basic")).await;
     let (_, same) = b.post(&admin, "/v1/admin/vouchers", batch("pro")).await;

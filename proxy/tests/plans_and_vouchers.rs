@@ -71,13 +71,7 @@ fn code_of(answer: &Value) -> &str {
 }
 
 async fn arm(s: &System, token: &str, uid: &str) -> reqwest::Response {
-    client()
-        .put(format!("{}/api/user/{uid}/hubs/0001A001/commands/arming", s.proxy.url))
-        .bearer_auth(token)
-        .json(&json!({"command": "DISARM", "ignoreProblems": true}))
-        .send()
-        .await
-        .expect("arm")
+    disarm(s, token, uid).await
 }
 
 #[tokio::test]

@@ -759,3 +759,26 @@ pub async fn metrics_containing(url: &str, needles: &[&str]) -> String {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// An administrator's access token: demo2 logs in, is granted the role from the command line, and
+/// logs in again.
+pub async fn admin_token(system: &System) -> String {
+    let _ = logged_in(system, "demo2@example.com").await;
+    let granted = system.control_command(&["admin", "grant", "demo2@example.com"]);
+    assert!(granted.status.success(), "{}", String::from_utf8_lossy(&granted.stderr));
+    logged_in(system, "demo2@example.com").await.0
+}
+
+/// Disarms the demo user's first hub through the proxy (a `command` call).
+pub async fn disarm(system: &System, token: &str, uid: &str) -> reqwest::Response {
+    client()
+        .put(format!(
+            "{}/api/user/{uid}/hubs/0001A001/commands/arming",
+            system.proxy.url
+        ))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"command": "DISARM", "ignoreProblems": true}))
+        .send()
+        .await
+        .expect("disarm")
+}
