@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and starts the whole system on this machine: PostgreSQL and Redis (started if down),
 # asf-control (serve + worker) and asf-proxy. Without AJAX_API_KEY it runs in sandbox mode, with
-# ajax-sim standing in for Ajax. Ctrl-C stops everything it started.
+# ajax-sim standing in for Ajax; without STRIPE_SECRET_KEY, stripe-fake stands in for Stripe.
+# Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,6 +60,22 @@ psql -h 127.0.0.1 -U postgres -d postgres -tAc "select 1 from pg_database where 
 
 export ASF_CONTROL_LISTEN=${ASF_CONTROL_LISTEN:-127.0.0.1:8000}
 export ASF_CONTROL_PLANE_URL="http://$ASF_CONTROL_LISTEN"
+
+stripe_port=${ASF_STRIPE_FAKE_PORT:-12111}
+if [ -z "${STRIPE_SECRET_KEY:-}" ]; then
+  billing=sandbox
+  STRIPE_SECRET_KEY="sk_test_sandbox"
+  STRIPE_WEBHOOK_SECRET="whsec_sandbox_$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  STRIPE_API_BASE="http://127.0.0.1:$stripe_port"
+  "$bin/stripe-fake" --listen "127.0.0.1:$stripe_port" --webhook-url "http://$ASF_CONTROL_LISTEN/v1/billing/webhook" \
+    --webhook-secret "$STRIPE_WEBHOOK_SECRET" > "$state/stripe-fake.log" 2>&1 &
+  pids+=($!)
+  wait_port "$stripe_port"
+else
+  billing=live
+fi
+export STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET
+[ -n "${STRIPE_API_BASE:-}" ] && export STRIPE_API_BASE
 export ASF_PROXY_LISTEN=${ASF_PROXY_LISTEN:-127.0.0.1:8080}
 export ASF_PROXY_METRICS_LISTEN=${ASF_PROXY_METRICS_LISTEN:-127.0.0.1:9090}
 
@@ -87,7 +104,15 @@ Demo login (password "demo"; also demo2@example.com, or any NAME@sim.test with p
     -d '{"login":"demo@example.com","passwordHash":"$(printf demo | sha256sum | cut -d' ' -f1)"}'
 Then, with the sessionToken and userId it returns:
   curl -s http://$ASF_PROXY_LISTEN/api/user/USER_ID/hubs -H 'X-Session-Token: SESSION_TOKEN'
+New tenants are on the free plan (hub list and detail; other calls answer 402). A voucher for more:
+  $bin/asf-control vouchers generate --count 1 --plan premium --duration-days 30
+  curl -s http://$ASF_CONTROL_LISTEN/v1/vouchers/redeem -H 'authorization: Bearer SESSION_TOKEN' \
+    -H 'content-type: application/json' -d '{"code":"CODE"}'
 INFO
+fi
+if [ "$billing" = sandbox ]; then
+  echo "  Stripe stand-in            $STRIPE_API_BASE  (POST /v1/billing/checkout gives a checkout URL;"
+  echo "                             pay it with: curl -X POST $STRIPE_API_BASE/_test/checkout/SESSION_ID/complete)"
 fi
 echo
 echo "Logs in $state/. Ctrl-C stops everything."

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Checks docker/ without a Docker engine: compose.yaml parses and names what each service needs,
-and every Dockerfile line is a known instruction whose COPY sources exist in the repository."""
+every Dockerfile line is a known instruction whose COPY sources exist in the repository, and the
+build copies every workspace member (cargo refuses a workspace with a member missing)."""
 import re
 import sys
 from pathlib import Path
@@ -32,6 +33,18 @@ def check_dockerfile(path):
     return errors
 
 
+def check_members(path):
+    copied = set()
+    for line in path.read_text().splitlines():
+        words = line.split()
+        if words and words[0].upper() == "COPY" and "--from=" not in line:
+            copied.update(words[1:-1])
+    manifest = (ROOT / "Cargo.toml").read_text()
+    members = re.search(r"^members\s*=\s*\[(.*?)\]", manifest, re.M | re.S)
+    names = re.findall(r'"([^"]+)"', members.group(1)) if members else []
+    return [f"{path.name}: workspace member {name} is never copied" for name in names if name not in copied]
+
+
 def check_compose(path):
     errors = []
     doc = yaml.safe_load(path.read_text())
@@ -50,7 +63,8 @@ def check_compose(path):
 
 
 def main():
-    errors = check_dockerfile(ROOT / "docker" / "Dockerfile") + check_compose(ROOT / "docker" / "compose.yaml")
+    dockerfile = ROOT / "docker" / "Dockerfile"
+    errors = check_dockerfile(dockerfile) + check_members(dockerfile) + check_compose(ROOT / "docker" / "compose.yaml")
     for error in errors:
         print(error)
     if errors:
