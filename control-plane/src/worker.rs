@@ -66,8 +66,14 @@ const REPUBLISH_INTERVAL: Duration = Duration::from_secs(60);
 /// How often plans whose change time has come are recomputed (their expiry is exact to this).
 const PLAN_CHANGE_POLL: Duration = Duration::from_millis(500);
 
-/// Plans whose time has come (a grace period, a subscription, a voucher grant ends or starts).
+/// Plans whose time has come (a grace period, a subscription, a voucher grant ends or starts), and
+/// every entitlement again if Redis restarted empty.
 async fn apply_due_plan_changes(plans: &Plans) {
+    match plans.republish_if_lost().await {
+        Ok(true) => tracing::warn!("entitlements were missing from Redis; published them all again"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "checking published entitlements failed; will retry"),
+    }
     match plans.recompute_due().await {
         Ok(0) => {}
         Ok(count) => tracing::info!(count, "plans changed at their time"),

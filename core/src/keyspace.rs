@@ -101,6 +101,12 @@ impl Keyspace {
         format!("{}:entitlement:{tenant_id}", self.prefix)
     }
 
+    /// Set once every tenant's entitlement has been published; its absence (a Redis that restarted
+    /// empty) makes the worker publish them all again at once.
+    pub fn entitlements_published(&self) -> String {
+        format!("{}:entitlements-published", self.prefix)
+    }
+
     /// Voucher redemption attempts in the current hour, by `kind` (`user`, `ip`) and subject.
     pub fn voucher_attempts(&self, kind: &str, subject: &str) -> String {
         format!("{}:voucher-attempts:{kind}:{subject}", self.prefix)

@@ -95,7 +95,8 @@ pub async fn apply(
     }
     let past_due_since = match (status.as_str(), past_due_since) {
         ("past_due", Some(since)) => Some(since),
-        ("past_due", None) => Some(Utc::now()),
+        // Whole seconds, rounded up: plans change on whole seconds, and the grace is never shorter.
+        ("past_due", None) => DateTime::from_timestamp(Utc::now().timestamp() + 1, 0),
         _ => None,
     };
     sqlx::query(

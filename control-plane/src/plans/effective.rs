@@ -75,6 +75,12 @@ fn source_name(source: PlanSource) -> &'static str {
     }
 }
 
+/// Whole seconds, rounded up: a grant never ends before its stored time (it starts at its stored
+/// second, rounded down, so a fresh redemption counts at once).
+fn ceil_secs(t: DateTime<Utc>) -> i64 {
+    (t.timestamp_micros() + 999_999).div_euclid(1_000_000)
+}
+
 fn at(secs: Option<i64>) -> Option<DateTime<Utc>> {
     secs.and_then(|s| DateTime::from_timestamp(s, 0))
 }
@@ -104,7 +110,7 @@ impl Plans {
                 Some(VoucherGrant {
                     tier: plan.parse().ok()?,
                     starts_at: starts.timestamp(),
-                    ends_at: ends.timestamp(),
+                    ends_at: ceil_secs(ends),
                 })
             })
             .collect();
@@ -141,11 +147,15 @@ impl Plans {
     /// Publishes the entitlement of `plan` for the tenant.
     pub async fn publish(&self, tenant: Uuid, plan: &str) -> Result<(), PlanError> {
         let plans = catalogue::load_all(&self.db).await?;
+        self.publish_among(&plans, tenant, plan).await
+    }
+
+    async fn publish_among(&self, plans: &[catalogue::PlanRow], tenant: Uuid, plan: &str) -> Result<(), PlanError> {
         let row = plans
             .iter()
             .find(|p| p.name == plan)
             .ok_or_else(|| PlanError::UnknownPlan(plan.to_owned()))?;
-        let entitlement = entitlement_of(row, &plans);
+        let entitlement = entitlement_of(row, plans);
         publish(&mut self.redis.clone(), &self.keys, &tenant.to_string(), &entitlement).await?;
         Ok(())
     }
@@ -171,10 +181,29 @@ impl Plans {
                 .bind(only_plan)
                 .fetch_all(&self.db)
                 .await?;
+        let plans = catalogue::load_all(&self.db).await?;
         for (tenant, plan) in &tenants {
-            self.publish(*tenant, plan).await?;
+            self.publish_among(&plans, *tenant, plan).await?;
         }
         Ok(tenants.len())
+    }
+
+    /// Publishes every entitlement again if Redis lost them (it restarted empty); returns whether
+    /// it had to.
+    pub async fn republish_if_lost(&self) -> Result<bool, PlanError> {
+        let marker = self.keys.entitlements_published();
+        let mut redis = self.redis.clone();
+        let present: bool = redis::cmd("EXISTS").arg(&marker).query_async(&mut redis).await?;
+        if present {
+            return Ok(false);
+        }
+        self.republish(None).await?;
+        redis::cmd("SET")
+            .arg(&marker)
+            .arg(1)
+            .query_async::<()>(&mut redis)
+            .await?;
+        Ok(true)
     }
 
     /// Makes sure the tenant's entitlement is in Redis (at login), recomputing it if missing.

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 
 use asf_core::voucher_code::{self, CodeError};
 use axum::http::StatusCode;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -105,7 +105,8 @@ pub async fn redeem(state: &AppState, user: &User, raw_code: &str, ip: IpAddr) -
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| refused(StatusCode::NOT_FOUND, "voucher_unknown", "No voucher has this code"))?;
-    let now = Utc::now();
+    // Grants start and end on whole seconds, as plans change on whole seconds.
+    let now = Utc::now().trunc_subsecs(0);
     if voucher.revoked_at.is_some() {
         return Err(refused(
             StatusCode::GONE,
