@@ -128,9 +128,9 @@ pub async fn login(state: &AppState, request: LoginRequest, ip: std::net::IpAddr
         .await?;
     let access = mint_access(state, &user, &family.to_string()).await?;
     tx.commit().await?;
-    // The tenant's entitlement must be in Redis before the first proxied call (a new tenant, or
-    // one whose entry a Redis restart lost).
-    state.plans.ensure_published(user.tenant_id).await?;
+    // The tenant's plan is computed and its entitlement published before the first proxied call
+    // (a new tenant, one whose entry a Redis restart lost, or one whose plan changed unseen).
+    state.plans.recompute(user.tenant_id).await?;
     tracing::info!(user = %user.id, created, "login");
     Ok(Issued {
         pair: TokenPair {

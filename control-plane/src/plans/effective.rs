@@ -139,8 +139,10 @@ impl Plans {
             );
             notifications::notify_tenant(&mut tx, tenant, "plan_changed", "Plan changed", &body).await?;
         }
-        tx.commit().await?;
+        // Published while the tenant's row is locked: every publication reads the plan under that
+        // lock, so an older value can never be written after a newer one.
         self.publish(tenant, effective.tier.as_str()).await?;
+        tx.commit().await?;
         Ok(effective)
     }
 
@@ -176,14 +178,22 @@ impl Plans {
     /// Publishes every tenant's current entitlement again (after a Redis restart lost them, or a
     /// plan's definition changed); returns how many.
     pub async fn republish(&self, only_plan: Option<&str>) -> Result<usize, PlanError> {
-        let tenants: Vec<(Uuid, String)> =
-            sqlx::query_as("select id, plan from tenants where $1::text is null or plan = $1")
-                .bind(only_plan)
-                .fetch_all(&self.db)
-                .await?;
+        let tenants: Vec<Uuid> = sqlx::query_scalar("select id from tenants where $1::text is null or plan = $1")
+            .bind(only_plan)
+            .fetch_all(&self.db)
+            .await?;
         let plans = catalogue::load_all(&self.db).await?;
-        for (tenant, plan) in &tenants {
-            self.publish_among(&plans, *tenant, plan).await?;
+        for tenant in &tenants {
+            // The plan is read under the row lock a recompute takes too (see `recompute`).
+            let mut tx = self.db.begin().await?;
+            let plan: Option<String> = sqlx::query_scalar("select plan from tenants where id = $1 for update")
+                .bind(tenant)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(plan) = plan {
+                self.publish_among(&plans, *tenant, &plan).await?;
+            }
+            tx.commit().await?;
         }
         Ok(tenants.len())
     }
@@ -204,17 +214,5 @@ impl Plans {
             .query_async::<()>(&mut redis)
             .await?;
         Ok(true)
-    }
-
-    /// Makes sure the tenant's entitlement is in Redis (at login), recomputing it if missing.
-    pub async fn ensure_published(&self, tenant: Uuid) -> Result<(), PlanError> {
-        let exists: bool = redis::cmd("EXISTS")
-            .arg(self.keys.entitlement(&tenant.to_string()))
-            .query_async(&mut self.redis.clone())
-            .await?;
-        if !exists {
-            self.recompute(tenant).await?;
-        }
-        Ok(())
     }
 }
