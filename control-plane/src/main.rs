@@ -178,6 +178,7 @@ async fn main() -> anyhow::Result<()> {
             let mut conn = db.acquire().await?;
             match accounts::grant_admin(&mut conn, &email).await? {
                 1 => {
+                    record_cli_change(&settings, "grant_admin", serde_json::json!({ "email": email })).await;
                     println!("{email} is now an administrator");
                     Ok(())
                 }
@@ -195,6 +196,7 @@ async fn main() -> anyhow::Result<()> {
                 settings.access_ttl,
             )
             .await?;
+            record_cli_change(&settings, "rotate_signing_key", serde_json::json!({ "kid": kid })).await;
             println!("{kid}");
             Ok(())
         }
@@ -238,6 +240,9 @@ async fn main() -> anyhow::Result<()> {
             let batch = vouchers::issue::generate(&db, &request, None)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let detail =
+                serde_json::json!({ "batch_id": batch.batch_id, "count": batch.codes.len(), "plan": request.plan });
+            record_cli_change(&settings, "generate_vouchers", detail).await;
             eprintln!("batch {}: {} codes", batch.batch_id, batch.codes.len());
             for code in batch.codes {
                 println!("{code}");
@@ -259,6 +264,22 @@ async fn main() -> anyhow::Result<()> {
             }
             serve(settings, db).await
         }
+    }
+}
+
+/// Records a change made from the command line in the audit trail (by the operator at this host).
+async fn record_cli_change(settings: &Settings, action: &str, detail: serde_json::Value) {
+    let Ok(client) = redis::Client::open(settings.redis_url.as_str()) else {
+        return;
+    };
+    let sink = asf_core::audit::AuditSink::new(client, Keyspace::new(settings.redis_prefix.clone()).audit_stream(), 16);
+    let mut record = asf_core::audit::AuditRecord::new(asf_core::audit::Kind::Admin, "ok", 0);
+    record.method = Some("CLI".into());
+    record.route = Some(format!("asf-control {action}"));
+    record.detail = Some(serde_json::json!({ "action": action, "by": "command line", "after": detail }).to_string());
+    sink.record(record);
+    if !sink.ship_remaining().await {
+        eprintln!("warning: the audit record of this change could not be written to Redis");
     }
 }
 

@@ -133,6 +133,13 @@ async fn every_request_and_event_lands_in_postgres_with_its_fields() {
 
     // Admin queries: filters, pagination with a cursor, bounded pages.
     let admin = admin_token(&s).await;
+    // The grant, made from the command line, is an admin change on record too.
+    wait_for_rows(
+        &s,
+        "kind = 'admin' and route = 'asf-control grant_admin' and detail like '%demo2@example.com%'",
+        1,
+    )
+    .await;
     let first = bearer_json(
         format!("{}/v1/admin/audit?user={user}&kind=request&limit=2", s.control.url),
         &admin,
