@@ -130,7 +130,7 @@ pub async fn login(state: &AppState, request: LoginRequest, ip: std::net::IpAddr
     tx.commit().await?;
     // The tenant's plan is computed and its entitlement published before the first proxied call
     // (a new tenant, one whose entry a Redis restart lost, or one whose plan changed unseen).
-    state.plans.recompute(user.tenant_id).await?;
+    state.plans.recompute_or_defer(user.tenant_id).await;
     tracing::info!(user = %user.id, created, "login");
     Ok(Issued {
         pair: TokenPair {

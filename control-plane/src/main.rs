@@ -254,7 +254,8 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let cutoff = chrono::Utc::now().timestamp_millis()
                 - i64::try_from(settings.audit_retention.as_millis()).unwrap_or(i64::MAX);
-            let removed = audit::store::prune(&db, cutoff).await?;
+            let key = asf_core::audit::chain_key(&settings.secrets_key);
+            let removed = audit::store::prune(&db, &key, cutoff).await?;
             println!("pruned {removed} audit records");
             Ok(())
         }

@@ -21,22 +21,26 @@ use crate::state::AppState;
 const DEFAULT_PAGE: i64 = 20;
 const MAX_PAGE: i64 = 100;
 
-/// Notifies every user of a tenant.
+/// Notifies every user of a tenant. With a `dedupe_key` (e.g. the Stripe event behind it), the
+/// same notification is written once however often its cause is processed.
 pub async fn notify_tenant(
     conn: &mut PgConnection,
     tenant: Uuid,
     kind: &str,
     title: &str,
     body: &str,
+    dedupe_key: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "insert into notifications (id, user_id, kind, title, body) \
-         select gen_random_uuid(), id, $2, $3, $4 from users where tenant_id = $1",
+        "insert into notifications (id, user_id, kind, title, body, dedupe_key) \
+         select gen_random_uuid(), id, $2, $3, $4, $5 from users where tenant_id = $1 \
+         on conflict (user_id, dedupe_key) do nothing",
     )
     .bind(tenant)
     .bind(kind)
     .bind(title)
     .bind(body)
+    .bind(dedupe_key)
     .execute(conn)
     .await?;
     Ok(())
@@ -90,7 +94,7 @@ async fn list(
     let rows: Vec<Notification> = sqlx::query_as(
         "select id, kind, title, body, created_at, read_at from notifications n where user_id = $1 \
          and (not $2 or read_at is null) \
-         and ($3::uuid is null or (created_at, id) < (select created_at, id from notifications where id = $3)) \
+         and ($3::uuid is null or (created_at, id) < (select created_at, id from notifications where id = $3 and user_id = $1)) \
          order by created_at desc, id desc limit $4",
     )
     .bind(current.user.id)

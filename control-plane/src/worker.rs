@@ -52,9 +52,9 @@ pub async fn keep_sessions_alive(refresher: &SessionRefresher) -> Result<usize, 
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Prunes audit records older than `retention`.
-async fn prune_audit(db: &PgPool, retention: Duration) {
+async fn prune_audit(db: &PgPool, key: &[u8; 32], retention: Duration) {
     let cutoff = Utc::now().timestamp_millis() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-    match crate::audit::store::prune(db, cutoff).await {
+    match crate::audit::store::prune(db, key, cutoff).await {
         Ok(0) => {}
         Ok(removed) => tracing::info!(removed, "pruned audit records past retention"),
         Err(e) => tracing::warn!(error = %e, "pruning audit records failed; will retry"),
@@ -117,6 +117,7 @@ pub async fn run(refresher: SessionRefresher, interval: Duration, jobs: Jobs) {
         stripe,
         retention,
     } = jobs;
+    let chain_key = mover.chain_key;
     let mover = tokio::spawn(mover.run());
     let mut inbox_ticker = tokio::time::interval(INBOX_POLL);
     let mut ticker = tokio::time::interval(interval);
@@ -125,7 +126,7 @@ pub async fn run(refresher: SessionRefresher, interval: Duration, jobs: Jobs) {
     let mut plan_ticker = tokio::time::interval(PLAN_CHANGE_POLL);
     loop {
         tokio::select! {
-            _ = prune_ticker.tick() => prune_audit(&plans.db, retention).await,
+            _ = prune_ticker.tick() => prune_audit(&plans.db, &chain_key, retention).await,
             _ = inbox_ticker.tick() => process_stripe_events(&plans, stripe.as_ref()).await,
             _ = republish_ticker.tick() => republish_entitlements(&plans).await,
             _ = plan_ticker.tick() => apply_due_plan_changes(&plans).await,

@@ -309,6 +309,21 @@ async fn retention_prunes_old_records_and_what_remains_still_verifies() {
         String::from_utf8_lossy(&verified.stderr)
     );
     assert!(String::from_utf8_lossy(&verified.stdout).contains("(4..="));
+
+    // Cutting the newest record and rewriting the head to match is found: the head is sealed.
+    s.control
+        .sql("delete from audit_log where seq = (select max(seq) from audit_log)");
+    s.control.sql(
+        "update audit_chain set last_seq = (select max(seq) from audit_log), \
+         last_hash = (select chain_hash from audit_log order by seq desc limit 1)",
+    );
+    let cut = s.control_command(&["audit", "verify"]);
+    assert!(!cut.status.success());
+    assert!(
+        String::from_utf8_lossy(&cut.stderr).contains("rewritten"),
+        "{}",
+        String::from_utf8_lossy(&cut.stderr)
+    );
 }
 
 #[tokio::test]

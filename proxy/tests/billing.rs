@@ -411,3 +411,33 @@ async fn a_voucher_never_lowers_a_paid_plan_and_a_higher_one_lasts_only_its_time
     .await;
     assert!((200..300).contains(&arm(&b.s, &token, &uid).await));
 }
+
+#[tokio::test]
+async fn a_cancellation_applies_even_when_its_price_is_no_longer_sold() {
+    let b = Billing::start(&[]).await;
+    let _worker = b.worker();
+    let (token, uid) = logged_in(&b.s, "demo@example.com").await;
+    let subscription = b.subscribe(&token, "pro").await;
+    arm_until(&b.s, &token, &uid, |s| (200..300).contains(&s), Duration::from_secs(5)).await;
+    // The admin moves pro to a new price; the legacy subscriber then cancels.
+    let admin = admin_token(&b.s).await;
+    let edited = client()
+        .put(format!("{}/v1/admin/plans/pro", b.s.control.url))
+        .bearer_auth(&admin)
+        .json(
+            &json!({"classes": ["hub_read", "read", "command", "panic"], "rate_per_minute": 120,
+                      "stripe_price_ids": ["price_pro_v2"]}),
+        )
+        .send()
+        .await
+        .expect("edit");
+    assert_eq!(edited.status(), 200);
+    b.control(&format!("/_test/subscriptions/{subscription}/cancel_now"))
+        .await;
+    arm_until(&b.s, &token, &uid, |s| s == 402, Duration::from_secs(5)).await;
+    assert_eq!(
+        b.sql("select subscription_status || ' ' || subscription_plan || ' ' || plan from tenants where stripe_customer_id is not null"),
+        "canceled pro free"
+    );
+    assert_eq!(b.sql("select count(*) from stripe_events where status <> 'done'"), "0");
+}

@@ -39,7 +39,7 @@ pub struct AuditMover {
 enum Source {
     /// Entries this consumer read before it restarted and never acknowledged.
     OwnPending,
-    /// New entries, then entries abandoned by other consumers.
+    /// New entries; entries abandoned by other consumers are claimed on a timer.
     New,
 }
 
@@ -49,6 +49,7 @@ impl AuditMover {
         let exit_after_commit = std::env::var(FAULT_VARIABLE).is_ok_and(|v| v == FAULT_EXIT_AFTER_COMMIT);
         let mut connection: Option<MultiplexedConnection> = None;
         let mut source = Source::OwnPending;
+        let mut claim = Claim::new(self.claim_idle);
         let mut backoff = Duration::from_millis(100);
         loop {
             let result = async {
@@ -56,7 +57,7 @@ impl AuditMover {
                     Some(conn) => conn,
                     None => connection.insert(self.connect().await?),
                 };
-                let entries = self.next_batch(conn, &mut source).await?;
+                let entries = self.next_batch(conn, &mut source, &mut claim).await?;
                 if entries.is_empty() {
                     return Ok::<_, String>(0);
                 }
@@ -112,7 +113,12 @@ impl AuditMover {
         }
     }
 
-    async fn next_batch(&self, conn: &mut MultiplexedConnection, source: &mut Source) -> Result<Vec<StreamId>, String> {
+    async fn next_batch(
+        &self,
+        conn: &mut MultiplexedConnection,
+        source: &mut Source,
+        claim: &mut Claim,
+    ) -> Result<Vec<StreamId>, String> {
         if let Source::OwnPending = source {
             let pending = self.read(conn, "0", None).await?;
             if !pending.is_empty() {
@@ -120,22 +126,25 @@ impl AuditMover {
             }
             *source = Source::New;
         }
-        let fresh = self.read(conn, ">", Some(BLOCK_MS)).await?;
-        if !fresh.is_empty() {
-            return Ok(fresh);
+        // Entries a dead worker left behind are taken over on a timer, busy or not.
+        if claim.due() {
+            let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+                .arg(&self.stream)
+                .arg(GROUP)
+                .arg(&self.consumer)
+                .arg(u64::try_from(self.claim_idle.as_millis()).unwrap_or(u64::MAX))
+                .arg(&claim.cursor)
+                .arg("COUNT")
+                .arg(BATCH)
+                .query_async(conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            claim.advance(claimed.next_stream_id);
+            if !claimed.claimed.is_empty() {
+                return Ok(claimed.claimed);
+            }
         }
-        let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-            .arg(&self.stream)
-            .arg(GROUP)
-            .arg(&self.consumer)
-            .arg(u64::try_from(self.claim_idle.as_millis()).unwrap_or(u64::MAX))
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(BATCH)
-            .query_async(conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(claimed.claimed)
+        self.read(conn, ">", Some(BLOCK_MS)).await
     }
 
     async fn read(
@@ -173,6 +182,38 @@ impl AuditMover {
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
+        }
+    }
+}
+
+/// When to look for abandoned entries next, and where the last look stopped.
+struct Claim {
+    every: Duration,
+    next: tokio::time::Instant,
+    cursor: String,
+}
+
+impl Claim {
+    fn new(idle: Duration) -> Self {
+        let every = (idle / 2).max(Duration::from_millis(100));
+        Self {
+            every,
+            next: tokio::time::Instant::now() + every,
+            cursor: "0-0".into(),
+        }
+    }
+
+    fn due(&self) -> bool {
+        tokio::time::Instant::now() >= self.next
+    }
+
+    /// After a look: continue from `cursor`, or wait a period once the whole stream was scanned.
+    fn advance(&mut self, cursor: String) {
+        if cursor == "0-0" || cursor.is_empty() {
+            self.cursor = "0-0".into();
+            self.next = tokio::time::Instant::now() + self.every;
+        } else {
+            self.cursor = cursor;
         }
     }
 }

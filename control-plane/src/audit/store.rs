@@ -55,10 +55,11 @@ impl StoredRow {
     }
 }
 
-/// The chain's head and anchor.
+/// The chain's head and anchor, and their seal (none before the first record).
 pub struct ChainState {
     pub head: ChainLink,
     pub anchor: ChainLink,
+    pub seal: Option<Vec<u8>>,
 }
 
 fn link(seq: i64, hash: &[u8]) -> ChainLink {
@@ -69,17 +70,40 @@ fn link(seq: i64, hash: &[u8]) -> ChainLink {
     ChainLink { seq, hash: bytes }
 }
 
-const READ_CHAIN: &str = "select last_seq, last_hash, anchor_seq, anchor_hash from audit_chain where singleton";
+const READ_CHAIN: &str = "select last_seq, last_hash, anchor_seq, anchor_hash, seal from audit_chain where singleton";
 const LOCK_CHAIN: &str =
-    "select last_seq, last_hash, anchor_seq, anchor_hash from audit_chain where singleton for update";
+    "select last_seq, last_hash, anchor_seq, anchor_hash, seal from audit_chain where singleton for update";
+
+type ChainRow = (i64, Vec<u8>, i64, Vec<u8>, Option<Vec<u8>>);
 
 async fn read_chain(conn: &mut PgConnection, sql: &'static str) -> Result<ChainState, sqlx::Error> {
-    let (last_seq, last_hash, anchor_seq, anchor_hash): (i64, Vec<u8>, i64, Vec<u8>) =
-        sqlx::query_as(sql).fetch_one(conn).await?;
+    let (last_seq, last_hash, anchor_seq, anchor_hash, seal): ChainRow = sqlx::query_as(sql).fetch_one(conn).await?;
     Ok(ChainState {
         head: link(last_seq, &last_hash),
         anchor: link(anchor_seq, &anchor_hash),
+        seal,
     })
+}
+
+/// Stores a new head and anchor with their seal.
+async fn store_chain(
+    tx: &mut Transaction<'_, Postgres>,
+    key: &[u8; 32],
+    head: &ChainLink,
+    anchor: &ChainLink,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update audit_chain set last_seq = $1, last_hash = $2, anchor_seq = $3, anchor_hash = $4, seal = $5, \
+         updated_at = now() where singleton",
+    )
+    .bind(head.seq)
+    .bind(head.hash.as_slice())
+    .bind(anchor.seq)
+    .bind(anchor.hash.as_slice())
+    .bind(asf_core::audit::seal(key, head, anchor).as_slice())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Locks the chain for an append or a prune (held until the transaction ends).
@@ -88,14 +112,24 @@ async fn lock_chain(tx: &mut Transaction<'_, Postgres>) -> Result<ChainState, sq
 }
 
 /// Reads the chain's head and anchor.
-pub async fn chain_state(db: &PgPool) -> Result<ChainState, sqlx::Error> {
-    read_chain(&mut *db.acquire().await?, READ_CHAIN).await
+pub async fn chain_state(conn: &mut PgConnection) -> Result<ChainState, sqlx::Error> {
+    read_chain(conn, READ_CHAIN).await
 }
 
 /// Appends the records not stored yet, in order, in one transaction. Returns how many were new.
 pub async fn append(db: &PgPool, key: &[u8; 32], records: &[AuditRecord]) -> Result<usize, sqlx::Error> {
     let mut tx = db.begin().await?;
     let mut chain = lock_chain(&mut tx).await?;
+    // Extending a head someone rewrote would seal the rewrite: refuse (the records wait on the
+    // stream, nothing is lost) until an operator has looked.
+    if chain.seal.is_some()
+        && chain.seal.as_deref() != Some(asf_core::audit::seal(key, &chain.head, &chain.anchor).as_slice())
+    {
+        tracing::error!(
+            "the audit chain's head or anchor does not match its seal; not appending (run `asf-control audit verify`)"
+        );
+        return Err(sqlx::Error::Protocol("audit chain seal mismatch".into()));
+    }
     let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
     let stored: Vec<String> = sqlx::query_scalar("select record_id from audit_log where record_id = any($1)")
         .bind(&ids)
@@ -113,11 +147,7 @@ pub async fn append(db: &PgPool, key: &[u8; 32], records: &[AuditRecord]) -> Res
     let inserted = columns.seq.len();
     if inserted > 0 {
         columns.insert(&mut tx).await?;
-        sqlx::query("update audit_chain set last_seq = $1, last_hash = $2, updated_at = now() where singleton")
-            .bind(chain.head.seq)
-            .bind(chain.head.hash.as_slice())
-            .execute(&mut *tx)
-            .await?;
+        store_chain(&mut tx, key, &chain.head, &chain.anchor).await?;
     }
     tx.commit().await?;
     Ok(inserted)
@@ -204,7 +234,7 @@ impl Columns {
 }
 
 /// Rows after `after_seq`, in chain order, at most `limit`.
-pub async fn rows_after(db: &PgPool, after_seq: i64, limit: i64) -> Result<Vec<StoredRow>, sqlx::Error> {
+pub async fn rows_after(conn: &mut PgConnection, after_seq: i64, limit: i64) -> Result<Vec<StoredRow>, sqlx::Error> {
     sqlx::query_as(concat!(
         "select ",
         audit_columns!(),
@@ -212,7 +242,7 @@ pub async fn rows_after(db: &PgPool, after_seq: i64, limit: i64) -> Result<Vec<S
     ))
     .bind(after_seq)
     .bind(limit)
-    .fetch_all(db)
+    .fetch_all(conn)
     .await
 }
 
@@ -222,7 +252,7 @@ const PRUNE_STEP: i64 = 10_000;
 /// Removes the oldest records: the longest prefix of the chain whose records all happened before
 /// `cutoff_ms`. Each step moves the anchor to the last removed record, so what remains still
 /// verifies. Returns how many rows were removed.
-pub async fn prune(db: &PgPool, cutoff_ms: i64) -> Result<u64, sqlx::Error> {
+pub async fn prune(db: &PgPool, key: &[u8; 32], cutoff_ms: i64) -> Result<u64, sqlx::Error> {
     let mut removed = 0;
     loop {
         let mut tx = db.begin().await?;
@@ -246,11 +276,8 @@ pub async fn prune(db: &PgPool, cutoff_ms: i64) -> Result<u64, sqlx::Error> {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        sqlx::query("update audit_chain set anchor_seq = $1, anchor_hash = $2, updated_at = now() where singleton")
-            .bind(target)
-            .bind(hash)
-            .execute(&mut *tx)
-            .await?;
+        let anchor = link(target, &hash);
+        store_chain(&mut tx, key, &chain.head, &anchor).await?;
         tx.commit().await?;
         removed += deleted;
     }

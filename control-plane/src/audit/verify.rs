@@ -2,7 +2,7 @@
 //! record that does not belong where it is.
 
 use asf_core::audit::{BrokenLink, ChainLink};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use super::store;
 
@@ -26,13 +26,34 @@ pub enum Verdict {
     },
 }
 
-/// Verifies the stored chain up to the head as it is when the check starts.
+/// Verifies the stored chain as one consistent snapshot (appends and prunes may run meanwhile).
 pub async fn verify(db: &PgPool, key: &[u8; 32]) -> Result<Verdict, sqlx::Error> {
-    let state = store::chain_state(db).await?;
+    let mut tx = db.begin().await?;
+    sqlx::query("set transaction isolation level repeatable read read only")
+        .execute(&mut *tx)
+        .await?;
+    let verdict = verify_snapshot(&mut tx, key).await;
+    tx.rollback().await?;
+    verdict
+}
+
+async fn verify_snapshot(conn: &mut PgConnection, key: &[u8; 32]) -> Result<Verdict, sqlx::Error> {
+    let state = store::chain_state(conn).await?;
+    let sealed = match &state.seal {
+        Some(stored) => stored.as_slice() == asf_core::audit::seal(key, &state.head, &state.anchor).as_slice(),
+        None => state.head == ChainLink::GENESIS && state.anchor == ChainLink::GENESIS,
+    };
+    if !sealed {
+        return Ok(Verdict::Broken {
+            seq: state.head.seq,
+            record_id: None,
+            reason: "the chain's recorded head or anchor was rewritten (records cut from an end?)".into(),
+        });
+    }
     let mut link: ChainLink = state.anchor;
     let mut records = 0u64;
     'pages: loop {
-        let rows = store::rows_after(db, link.seq, PAGE).await?;
+        let rows = store::rows_after(conn, link.seq, PAGE).await?;
         if rows.is_empty() {
             break;
         }

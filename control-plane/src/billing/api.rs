@@ -40,6 +40,22 @@ fn stripe(state: &AppState) -> Result<&StripeApi, ApiError> {
     state.stripe.as_ref().ok_or(NOT_CONFIGURED)
 }
 
+/// Who may buy for a tenant: anyone for their personal tenant; an organisation's billing is for
+/// administrators (an ordinary member must not change what the organisation pays).
+async fn may_manage_billing(state: &AppState, current: &CurrentUser) -> Result<(), ApiError> {
+    let kind: String = sqlx::query_scalar("select kind from tenants where id = $1")
+        .bind(current.user.tenant_id)
+        .fetch_one(&state.db)
+        .await?;
+    if kind == "personal" || current.user.role == "admin" {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "An organisation's billing is managed by its administrators",
+        ))
+    }
+}
+
 fn stripe_failed(e: impl std::fmt::Display) -> ApiError {
     tracing::warn!(error = %e, "Stripe call failed");
     ApiError::BadGateway
@@ -66,6 +82,7 @@ async fn checkout(
 ) -> Result<impl IntoResponse, ApiError> {
     let request = body(parsed)?;
     let stripe = stripe(&state)?;
+    may_manage_billing(&state, &current).await?;
     let prices: Option<Vec<String>> = sqlx::query_scalar("select stripe_price_ids from plans where name = $1")
         .bind(&request.plan)
         .fetch_optional(&state.db)
@@ -142,6 +159,7 @@ async fn checkout(
 
 async fn portal(State(state): State<AppState>, current: CurrentUser) -> Result<impl IntoResponse, ApiError> {
     let stripe = stripe(&state)?;
+    may_manage_billing(&state, &current).await?;
     let customer: Option<String> = sqlx::query_scalar("select stripe_customer_id from tenants where id = $1")
         .bind(current.user.tenant_id)
         .fetch_one(&state.db)
@@ -170,6 +188,7 @@ struct Overview {
 }
 
 async fn overview(State(state): State<AppState>, current: CurrentUser) -> Result<impl IntoResponse, ApiError> {
+    may_manage_billing(&state, &current).await?;
     let tenant = current.user.tenant_id;
     let row: Overview = sqlx::query_as(
         "select plan, plan_source, plan_changes_at, stripe_customer_id, subscription_status, subscription_plan, \

@@ -41,7 +41,13 @@ fn subject(payload: &Value) -> (Option<String>, Option<Uuid>, Option<String>) {
     (subscription, tenant, text(&object["customer"]))
 }
 
-async fn process(db: &PgPool, stripe: &StripeApi, plans: &Plans, payload: &Value) -> Result<(), SyncError> {
+async fn process(
+    db: &PgPool,
+    stripe: &StripeApi,
+    plans: &Plans,
+    event_id: &str,
+    payload: &Value,
+) -> Result<(), SyncError> {
     let kind = payload["type"].as_str().unwrap_or("");
     let (subscription, tenant_hint, customer) = subject(payload);
     if kind == "invoice.payment_failed"
@@ -59,6 +65,7 @@ async fn process(db: &PgPool, stripe: &StripeApi, plans: &Plans, payload: &Value
             "payment_failed",
             "Payment failed",
             "Your last payment failed. Please update your payment method to keep your plan.",
+            Some(event_id),
         )
         .await?;
     }
@@ -92,7 +99,7 @@ pub async fn process_due(db: &PgPool, stripe: &StripeApi, plans: &Plans) -> Resu
             tx.commit().await?;
             return Ok(handled);
         };
-        match process(db, stripe, plans, &payload).await {
+        match process(db, stripe, plans, &id, &payload).await {
             Ok(()) => {
                 sqlx::query(
                     "update stripe_events set status = 'done', attempts = attempts + 1, processed_at = now(), \

@@ -56,11 +56,13 @@ pub async fn apply(
         .first()
         .map(|item| item.price.id.to_string())
         .unwrap_or_default();
-    let plan: String = sqlx::query_scalar("select name from plans where $1 = any(stripe_price_ids)")
+    // A price no plan sells any more (an admin replaced it) keeps the plan stored for this
+    // subscription; only a live subscription with no known plan at all is an error. A cancellation
+    // must always be applied.
+    let mapped: Option<String> = sqlx::query_scalar("select name from plans where $1 = any(stripe_price_ids)")
         .bind(&price)
         .fetch_optional(db)
-        .await?
-        .ok_or_else(|| SyncError::UnknownPrice(price.clone()))?;
+        .await?;
     let status = subscription.status.as_str().to_owned();
     let period_end = subscription.items.data.iter().map(|i| i.current_period_end).max();
     // A cancellation at period end ends the plan then, even if the deletion event is late.
@@ -93,6 +95,23 @@ pub async fn apply(
         tx.commit().await?;
         return Ok(tenant);
     }
+    let plan = match mapped {
+        Some(plan) => Some(plan),
+        None => {
+            let stored: Option<String> = sqlx::query_scalar(
+                "select subscription_plan from tenants where id = $1 and stripe_subscription_id = $2",
+            )
+            .bind(tenant)
+            .bind(subscription.id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .flatten();
+            if stored.is_none() && LIVE.contains(&status.as_str()) {
+                return Err(SyncError::UnknownPrice(price.clone()));
+            }
+            stored
+        }
+    };
     let past_due_since = match (status.as_str(), past_due_since) {
         ("past_due", Some(since)) => Some(since),
         // Whole seconds, rounded up: plans change on whole seconds, and the grace is never shorter.
@@ -119,7 +138,16 @@ pub async fn apply(
         && previous_end != Some(end)
     {
         let body = format!("Your subscription ends on {}.", end.format("%Y-%m-%d"));
-        notifications::notify_tenant(&mut tx, tenant, "subscription_ending", "Subscription ending", &body).await?;
+        let key = format!("subscription_ending:{}:{}", subscription.id, end.timestamp());
+        notifications::notify_tenant(
+            &mut tx,
+            tenant,
+            "subscription_ending",
+            "Subscription ending",
+            &body,
+            Some(&key),
+        )
+        .await?;
     }
     tx.commit().await?;
     plans.recompute(tenant).await?;

@@ -15,9 +15,9 @@ pub struct PlanRow {
 }
 
 /// Every plan, cheapest first.
-pub async fn load_all(db: &PgPool) -> Result<Vec<PlanRow>, sqlx::Error> {
+pub async fn load_all<'c, E: sqlx::PgExecutor<'c>>(executor: E) -> Result<Vec<PlanRow>, sqlx::Error> {
     sqlx::query_as("select name, rank, classes, rate_per_minute, stripe_price_ids from plans order by rank")
-        .fetch_all(db)
+        .fetch_all(executor)
         .await
 }
 

@@ -86,6 +86,18 @@ fn at(secs: Option<i64>) -> Option<DateTime<Utc>> {
 }
 
 impl Plans {
+    /// Recomputes the tenant's plan, as [`Plans::recompute`]; when that fails, marks the plan due so
+    /// the worker recomputes it shortly, and logs (a change already committed is never undone).
+    pub async fn recompute_or_defer(&self, tenant: Uuid) {
+        if let Err(e) = self.recompute(tenant).await {
+            tracing::warn!(%tenant, error = %e, "recomputing the plan failed; the worker will retry");
+            let _ = sqlx::query("update tenants set plan_changes_at = now() where id = $1")
+                .bind(tenant)
+                .execute(&self.db)
+                .await;
+        }
+    }
+
     /// Recomputes the tenant's plan as of now, stores it, and publishes its entitlement.
     pub async fn recompute(&self, tenant: Uuid) -> Result<EffectivePlan, PlanError> {
         let now = Utc::now().timestamp();
@@ -137,19 +149,14 @@ impl Plans {
                 billing.plan,
                 effective.tier.as_str()
             );
-            notifications::notify_tenant(&mut tx, tenant, "plan_changed", "Plan changed", &body).await?;
+            notifications::notify_tenant(&mut tx, tenant, "plan_changed", "Plan changed", &body, None).await?;
         }
-        // Published while the tenant's row is locked: every publication reads the plan under that
-        // lock, so an older value can never be written after a newer one.
-        self.publish(tenant, effective.tier.as_str()).await?;
+        // Published while the tenant's row is locked, with the plan catalogue read under that lock
+        // too: every publication does so, so an older value can never be written after a newer one.
+        let plans = catalogue::load_all(&mut *tx).await?;
+        self.publish_among(&plans, tenant, effective.tier.as_str()).await?;
         tx.commit().await?;
         Ok(effective)
-    }
-
-    /// Publishes the entitlement of `plan` for the tenant.
-    pub async fn publish(&self, tenant: Uuid, plan: &str) -> Result<(), PlanError> {
-        let plans = catalogue::load_all(&self.db).await?;
-        self.publish_among(&plans, tenant, plan).await
     }
 
     async fn publish_among(&self, plans: &[catalogue::PlanRow], tenant: Uuid, plan: &str) -> Result<(), PlanError> {
@@ -182,15 +189,16 @@ impl Plans {
             .bind(only_plan)
             .fetch_all(&self.db)
             .await?;
-        let plans = catalogue::load_all(&self.db).await?;
         for tenant in &tenants {
-            // The plan is read under the row lock a recompute takes too (see `recompute`).
+            // The plan and its definition are read under the row lock a recompute takes too (see
+            // `recompute`), so an admin's edit published meanwhile is never overwritten.
             let mut tx = self.db.begin().await?;
             let plan: Option<String> = sqlx::query_scalar("select plan from tenants where id = $1 for update")
                 .bind(tenant)
                 .fetch_optional(&mut *tx)
                 .await?;
             if let Some(plan) = plan {
+                let plans = catalogue::load_all(&mut *tx).await?;
                 self.publish_among(&plans, *tenant, &plan).await?;
             }
             tx.commit().await?;

@@ -92,9 +92,14 @@ pub async fn redeem(state: &AppState, user: &User, raw_code: &str, ip: IpAddr) -
         other => ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, "voucher_malformed", other.to_string()),
     })?;
     let mut tx = state.db.begin().await?;
-    // One redemption per user at a time (the lifetime cap holds under concurrency).
+    // One redemption per user and per tenant at a time: the lifetime cap holds, and grants of one
+    // tenant chain one after another, under concurrency.
     sqlx::query("select id from users where id = $1 for update")
         .bind(user.id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("select id from tenants where id = $1 for update")
+        .bind(user.tenant_id)
         .execute(&mut *tx)
         .await?;
     let voucher: VoucherRow = sqlx::query_as(
@@ -149,17 +154,16 @@ pub async fn redeem(state: &AppState, user: &User, raw_code: &str, ip: IpAddr) -
             "You have redeemed as many vouchers as an account may",
         ));
     }
-    let (current_rank, voucher_rank, paid_rank): (i32, i32, Option<i32>) = sqlx::query_as(
-        "select cur.rank, v.rank, paid.rank from tenants t join plans cur on cur.name = t.plan \
-         join plans v on v.name = $2 \
-         left join plans paid on paid.name = t.subscription_plan and t.subscription_status in ('active', 'trialing', 'past_due') \
-         where t.id = $1",
+    // Decided on the plan in force (a lapsed subscription past its grace no longer counts).
+    let (current_rank, voucher_rank, paid): (i32, i32, bool) = sqlx::query_as(
+        "select cur.rank, v.rank, t.plan_source = 'subscription' from tenants t \
+         join plans cur on cur.name = t.plan join plans v on v.name = $2 where t.id = $1",
     )
     .bind(user.tenant_id)
     .bind(&voucher.plan)
     .fetch_one(&mut *tx)
     .await?;
-    if current_rank > voucher_rank || paid_rank.is_some_and(|paid| paid >= voucher_rank) {
+    if current_rank > voucher_rank || (paid && current_rank >= voucher_rank) {
         return Err(refused(
             StatusCode::CONFLICT,
             "voucher_plan_not_higher",
@@ -197,9 +201,22 @@ pub async fn redeem(state: &AppState, user: &User, raw_code: &str, ip: IpAddr) -
         voucher.plan,
         ends_at.format("%Y-%m-%d %H:%M UTC")
     );
-    notifications::notify_tenant(&mut tx, user.tenant_id, "voucher_redeemed", "Voucher redeemed", &body).await?;
+    notifications::notify_tenant(
+        &mut tx,
+        user.tenant_id,
+        "voucher_redeemed",
+        "Voucher redeemed",
+        &body,
+        None,
+    )
+    .await?;
+    // Due at once: if the recompute below fails, the worker applies the grant within a second.
+    sqlx::query("update tenants set plan_changes_at = now() where id = $1")
+        .bind(user.tenant_id)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
-    state.plans.recompute(user.tenant_id).await?;
+    state.plans.recompute_or_defer(user.tenant_id).await;
     Ok(Redeemed {
         plan: voucher.plan,
         starts_at,

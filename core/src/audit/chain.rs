@@ -30,6 +30,19 @@ pub fn chain_hash(key: &[u8; 32], previous: &[u8; 32], seq: i64, content_hash: &
     mac.finalize().into_bytes().into()
 }
 
+/// The seal of a chain's head and anchor: HMAC-SHA256 of both under the chain key. Stored with
+/// them, it makes cutting records from either end (and rewriting the head or anchor to match)
+/// detectable without the key.
+pub fn seal(key: &[u8; 32], head: &ChainLink, anchor: &ChainLink) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(b"asf-audit-seal");
+    mac.update(&head.seq.to_be_bytes());
+    mac.update(&head.hash);
+    mac.update(&anchor.seq.to_be_bytes());
+    mac.update(&anchor.hash);
+    mac.finalize().into_bytes().into()
+}
+
 /// The end of a chain: the last record's sequence number and chain hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChainLink {

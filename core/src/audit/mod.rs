@@ -10,7 +10,7 @@ mod chain;
 mod record;
 mod shipper;
 
-pub use chain::{BrokenLink, ChainLink, GENESIS_HASH, chain_hash, chain_key};
+pub use chain::{BrokenLink, ChainLink, GENESIS_HASH, chain_hash, chain_key, seal};
 pub use record::{AuditRecord, Kind, unix_millis};
 pub use shipper::{AuditSink, ShipperStats};
 
