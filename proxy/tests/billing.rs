@@ -441,3 +441,40 @@ async fn a_cancellation_applies_even_when_its_price_is_no_longer_sold() {
     );
     assert_eq!(b.sql("select count(*) from stripe_events where status <> 'done'"), "0");
 }
+
+#[tokio::test]
+async fn two_checkouts_paid_before_either_is_processed_leave_one_subscription() {
+    let b = Billing::start(&[]).await;
+    let _worker = b.worker();
+    let (token, uid) = logged_in(&b.s, "demo@example.com").await;
+    // Two tabs: both get a Checkout session before any payment is known.
+    let (_, first) = b.post(&token, "/v1/billing/checkout", json!({"plan": "pro"})).await;
+    let (_, second) = b.post(&token, "/v1/billing/checkout", json!({"plan": "premium"})).await;
+    for answer in [&first, &second] {
+        let session = answer["url"]
+            .as_str()
+            .expect("url")
+            .rsplit('/')
+            .next()
+            .expect("id")
+            .to_owned();
+        b.control(&format!("/_test/checkout/{session}/complete")).await;
+    }
+    arm_until(&b.s, &token, &uid, |s| (200..300).contains(&s), Duration::from_secs(5)).await;
+    let customer = b.sql("select stripe_customer_id from tenants where stripe_customer_id is not null");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let live = b.stripe_get(&format!("/v1/subscriptions?customer={customer}")).await;
+        let count = live["data"].as_array().map_or(0, Vec::len);
+        if count == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {count} live subscriptions");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_sql(&b, "select count(*) from stripe_events where status = 'pending'", "0").await;
+    assert_eq!(
+        b.sql("select subscription_status || ' ' || plan from tenants where stripe_customer_id is not null"),
+        "active pro"
+    );
+}

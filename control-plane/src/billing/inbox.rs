@@ -74,6 +74,15 @@ async fn process(
             .subscription(&id)
             .await
             .map_err(|e| SyncError::Stripe(e.to_string()))?;
+        if sync::is_second_live(db, &current).await? {
+            // Two Checkout sessions were paid before either was processed: the tenant keeps the
+            // subscription it already has, and the newcomer is cancelled (its payment is for an
+            // operator to refund from Stripe's dashboard).
+            tracing::warn!(subscription = %id, "a second live subscription for one tenant; cancelling it");
+            let cancelled = stripe.cancel(&id).await.map_err(|e| SyncError::Stripe(e.to_string()))?;
+            sync::apply(db, plans, &cancelled, tenant_hint).await?;
+            return Ok(());
+        }
         sync::apply(db, plans, &current, tenant_hint).await?;
     }
     Ok(())

@@ -6,7 +6,8 @@ use stripe::{Client, ClientBuilder, StripeError};
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
 use stripe_billing::invoice::ListInvoice;
 use stripe_billing::subscription::{
-    RetrieveSubscription, UpdateSubscription, UpdateSubscriptionItems, UpdateSubscriptionProrationBehavior,
+    CancelSubscription, RetrieveSubscription, UpdateSubscription, UpdateSubscriptionItems,
+    UpdateSubscriptionProrationBehavior,
 };
 use stripe_billing::{Invoice, Subscription};
 use stripe_checkout::CheckoutSessionMode;
@@ -84,6 +85,11 @@ impl StripeApi {
             .proration_behavior(UpdateSubscriptionProrationBehavior::CreateProrations)
             .send(&self.client)
             .await
+    }
+
+    /// Cancels a subscription at once.
+    pub async fn cancel(&self, id: &str) -> Result<Subscription, StripeError> {
+        CancelSubscription::new(id).send(&self.client).await
     }
 
     /// A customer portal session; returns its URL.

@@ -41,6 +41,24 @@ fn at(secs: Option<i64>) -> Option<DateTime<Utc>> {
     secs.and_then(|s| DateTime::from_timestamp(s, 0))
 }
 
+/// Whether `subscription` is live while its customer's tenant already has another live one.
+pub async fn is_second_live(db: &PgPool, subscription: &Subscription) -> Result<bool, SyncError> {
+    if !LIVE.contains(&subscription.status.as_str()) {
+        return Ok(false);
+    }
+    let other: Option<bool> = sqlx::query_scalar(
+        "select stripe_subscription_id <> $2 and subscription_status = any($3) from tenants \
+         where stripe_customer_id = $1",
+    )
+    .bind(subscription.customer.id().as_str())
+    .bind(subscription.id.as_str())
+    .bind(LIVE.map(str::to_owned).to_vec())
+    .fetch_optional(db)
+    .await?
+    .flatten();
+    Ok(other == Some(true))
+}
+
 /// Applies `subscription` to its tenant (found by customer, or by `tenant_hint` from Checkout's
 /// metadata); returns the tenant.
 pub async fn apply(
