@@ -97,7 +97,7 @@ async fn checkout(
     // The tenant row stays locked: two checkouts at once make one customer, never two.
     let billing: TenantBilling = sqlx::query_as(
         "select name, stripe_customer_id, stripe_subscription_id, subscription_status from tenants \
-         where id = $1 for update",
+         where id = $1 for no key update",
     )
     .bind(tenant)
     .fetch_one(&mut *tx)

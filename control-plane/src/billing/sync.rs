@@ -93,7 +93,7 @@ pub async fn apply(
     let tenant: Option<StoredSubscription> = sqlx::query_as(
         "select id, stripe_subscription_id, subscription_status, past_due_since, subscription_ended_at \
              from tenants where stripe_customer_id = $1 or ($2::uuid is not null and id = $2) \
-             order by (stripe_customer_id = $1) desc nulls last limit 1 for update",
+             order by (stripe_customer_id = $1) desc nulls last limit 1 for no key update",
     )
     .bind(&customer)
     .bind(tenant_hint)

@@ -104,7 +104,7 @@ impl Plans {
         let mut tx = self.db.begin().await?;
         let billing: BillingRow = sqlx::query_as(
             "select plan, subscription_plan, subscription_status, current_period_end, past_due_since, \
-             subscription_ended_at from tenants where id = $1 for update",
+             subscription_ended_at from tenants where id = $1 for no key update",
         )
         .bind(tenant)
         .fetch_optional(&mut *tx)
@@ -193,7 +193,7 @@ impl Plans {
             // The plan and its definition are read under the row lock a recompute takes too (see
             // `recompute`), so an admin's edit published meanwhile is never overwritten.
             let mut tx = self.db.begin().await?;
-            let plan: Option<String> = sqlx::query_scalar("select plan from tenants where id = $1 for update")
+            let plan: Option<String> = sqlx::query_scalar("select plan from tenants where id = $1 for no key update")
                 .bind(tenant)
                 .fetch_optional(&mut *tx)
                 .await?;

@@ -94,12 +94,14 @@ pub async fn redeem(state: &AppState, user: &User, raw_code: &str, ip: IpAddr) -
     let mut tx = state.db.begin().await?;
     // One redemption per user and per tenant at a time: the lifetime cap holds, and grants of one
     // tenant chain one after another, under concurrency.
-    sqlx::query("select id from users where id = $1 for update")
-        .bind(user.id)
+    // Tenant first, as every other path that locks both (a plan recompute locks the tenant, then
+    // its notifications reference the users); `no key update` leaves foreign-key checks unblocked.
+    sqlx::query("select id from tenants where id = $1 for no key update")
+        .bind(user.tenant_id)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("select id from tenants where id = $1 for update")
-        .bind(user.tenant_id)
+    sqlx::query("select id from users where id = $1 for no key update")
+        .bind(user.id)
         .execute(&mut *tx)
         .await?;
     let voucher: VoucherRow = sqlx::query_as(
