@@ -26,7 +26,7 @@ pub const UNGATED_CLASSES: &[&str] = &["account", "public"];
 
 /// The gated classes in the order tiers unlock them; each tier allows a prefix of this list, which keeps
 /// the default mapping monotonic by construction.
-const GATED_CLASSES: [&str; 5] = ["hub_read", "read", "command", "panic", "settings"];
+pub const GATED_CLASSES: [&str; 5] = ["hub_read", "read", "command", "panic", "settings"];
 
 impl Tier {
     /// Every tier, cheapest first.

@@ -1,6 +1,7 @@
 //! `GET /v1/admin/plans` and `PUT /v1/admin/plans/{name}` (classes, rate, Stripe prices): a change
 //! is published at once to every tenant on that plan.
 
+use asf_core::plans::GATED_CLASSES;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
@@ -15,9 +16,6 @@ use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::routes::body;
 use crate::state::AppState;
-
-/// The route classes a plan may allow (the catalogue's gated classes).
-const GATED_CLASSES: [&str; 5] = ["hub_read", "read", "command", "panic", "settings"];
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -1,6 +1,7 @@
 //! The plans table: the four tiers (their names and order are fixed; their classes, rate and
 //! Stripe prices are editable by admins).
 
+use asf_core::plans::GATED_CLASSES;
 use serde::Serialize;
 use sqlx::PgPool;
 
@@ -44,8 +45,7 @@ pub async fn update(
 /// The entitlement of `plan` among `plans`: its classes and rate, and for every gated class it
 /// lacks, the cheapest plan that has it.
 pub fn entitlement_of(plan: &PlanRow, plans: &[PlanRow]) -> asf_core::entitlement::Entitlement {
-    let gated = ["hub_read", "read", "command", "panic", "settings"];
-    let upgrades = gated
+    let upgrades = GATED_CLASSES
         .iter()
         .filter(|class| !plan.classes.iter().any(|c| c == *class))
         .filter_map(|class| {
