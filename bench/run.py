@@ -9,6 +9,11 @@ Scenarios (same load generator, same upstream, same machine, same run):
   4. 401         asf-proxy answering a bad token vs nginx answering a static 401
   5. queue       many concurrent requests held waiting for budget slots (needs the global budget)
 
+and, in the same run, the least any Pingora proxy does (proxy/examples/bench_bare.rs, same Pingora,
+listener settings, threads and allocator): a bare forward, a bare forward after one trivial Redis
+script call, a fixed 401, and the same number of requests held until their slots. They show how
+much of the distance to nginx is Pingora's own and how much is the gateway's work.
+
 Writes bench/RESULTS.md (full mode) or bench/out/RESULTS-quick.md (quick mode).
 Usage: bench/run.py [--quick] [--duration SECS] [--connections N]
 """
@@ -106,10 +111,20 @@ class Run:
 
 
 def cpu_seconds(pid):
-    """User + system CPU seconds of a process (and its threads)."""
+    """User + system CPU seconds of a process (and its threads) and of its child processes that are
+    still running (nginx's worker under its master)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
+    own = (int(fields[11]) + int(fields[12])) / ticks
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = children.read_text().split() if children.exists() else []
+    return own + sum(cpu_seconds(int(kid)) for kid in kids)
+
+
+def redis_cpu_seconds():
+    """Redis's own user + system CPU seconds (`INFO cpu`)."""
+    out = subprocess.run(["redis-cli", "info", "cpu"], capture_output=True, text=True, check=True).stdout
+    return sum(float(v) for v in re.findall(r"used_cpu_(?:sys|user):([\d.]+)", out))
 
 
 def rss_mb(pid, field="VmRSS"):
@@ -137,9 +152,11 @@ def wrk(url, duration, connections, headers=(), pid=None):
     for header in headers:
         args += ["-H", header]
     cpu_before = cpu_seconds(pid) if pid else 0.0
+    redis_before = redis_cpu_seconds()
     out = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
     (OUT / f"wrk-{re.sub(r'[^0-9]', '', url)[:12]}-{len(headers)}.txt").write_text(out)
     cpu_after = cpu_seconds(pid) if pid else 0.0
+    redis_after = redis_cpu_seconds()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     p50 = parse_duration_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
@@ -147,8 +164,9 @@ def wrk(url, duration, connections, headers=(), pid=None):
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     cpu_us = (cpu_after - cpu_before) / total * 1e6 if pid and total else None
+    redis_us = (redis_after - redis_before) / total * 1e6 if total else None
     return {"rps": rps, "total": total, "p50": p50, "p99": p99, "non2xx": int(non2xx.group(1)) if non2xx else 0,
-            "errors": errors.group(1) if errors else "", "cpu_us": cpu_us}
+            "errors": errors.group(1) if errors else "", "cpu_us": cpu_us, "redis_us": redis_us}
 
 
 async def _hold_queue(port, path, token, count, spacing_s):
@@ -270,7 +288,13 @@ def main():
                          ASF_PER_IP_PER_SECOND="0", ASF_AUTH_FAILURES_PER_MINUTE="0")
         proxy = run.start([str(run.bin / "asf-proxy"), "-c", str(ROOT / "conf" / "proxy.yaml")], env=proxy_env,
                           log="proxy.log")
-        wait_port(proxy_port)
+        bare_ports = {mode: free_port() for mode in ("proxy", "redis", "refuse")}
+        bare = {mode: run.start([str(run.bin / "examples" / "bench_bare")], log=f"bare-{mode}.log",
+                                env=dict(env, BARE_MODE=mode, BARE_UPSTREAM=f"127.0.0.1:{static_port}",
+                                         BARE_LISTEN=f"127.0.0.1:{port}"))
+                for mode, port in bare_ports.items()}
+        for port in [proxy_port, *bare_ports.values()]:
+            wait_port(port)
 
         path = f"/api/user/{UID}/hubs"
         auth = [f"X-Session-Token: {token}"]
@@ -281,8 +305,11 @@ def main():
             "asf-proxy": status_of(f"http://127.0.0.1:{proxy_port}{path}", auth),
             "asf-proxy 401": status_of(f"http://127.0.0.1:{proxy_port}{path}", ["X-Session-Token: bad"]),
             "nginx 401": status_of(f"http://127.0.0.1:{refuse_port}{path}", []),
+            **{f"pingora bare {mode}": status_of(f"http://127.0.0.1:{port}{path}", [])
+               for mode, port in bare_ports.items()},
         }
-        expected = {"direct": "200", "nginx": "200", "asf-proxy": "200", "asf-proxy 401": "401", "nginx 401": "401"}
+        expected = {"direct": "200", "nginx": "200", "asf-proxy": "200", "asf-proxy 401": "401", "nginx 401": "401",
+                    "pingora bare proxy": "200", "pingora bare redis": "200", "pingora bare refuse": "401"}
         if checks != expected:
             raise SystemExit(f"scenario sanity check failed: {checks}")
 
@@ -290,18 +317,25 @@ def main():
         results = {}
         results["direct"] = wrk(f"http://127.0.0.1:{static_port}{path}", duration, c, pid=nginx.pid)
         results["nginx"] = wrk(f"http://127.0.0.1:{nginx_port}{path}", duration, c, pid=nginx.pid)
+        results["pingora bare"] = wrk(f"http://127.0.0.1:{bare_ports['proxy']}{path}", duration, c,
+                                      pid=bare["proxy"].pid)
+        results["pingora bare + 1 Redis call"] = wrk(f"http://127.0.0.1:{bare_ports['redis']}{path}", duration, c,
+                                                     pid=bare["redis"].pid)
         calls_before = redis_calls()
         results["asf-proxy"] = wrk(f"http://127.0.0.1:{proxy_port}{path}", duration, c, auth, pid=proxy.pid)
         calls_after = redis_calls()
         results["nginx 401"] = wrk(f"http://127.0.0.1:{refuse_port}{path}", duration, c, pid=nginx.pid)
+        results["pingora bare 401"] = wrk(f"http://127.0.0.1:{bare_ports['refuse']}{path}", duration, c,
+                                          pid=bare["refuse"].pid)
         results["asf-proxy 401"] = wrk(f"http://127.0.0.1:{proxy_port}{path}", duration, c,
                                        ["X-Session-Token: bad"], pid=proxy.pid)
         proxied = results["asf-proxy"]["total"]
         delta = {name: calls_after.get(name, 0) - calls_before.get(name, 0) for name in calls_after}
         redis_per_request = {name: n / proxied for name, n in sorted(delta.items()) if n and proxied}
         proxy_rss = rss_mb(proxy.pid, "VmHWM")
-        proxy.send_signal(signal.SIGINT)
-        proxy.wait(timeout=15)
+        for server in [proxy, *bare.values()]:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=15)
 
         # Scenario 5: a budget that queues (queue_count requests spread over ~20 s of slots).
         queue_count = 500 if options.quick else 10000
@@ -318,6 +352,15 @@ def main():
         wait_port(proxy_port)
         queue = hold_queue(proxy_port, path, queue_token, queue_count, queue_proxy.pid, 2.0 / queue_count)
         queue["rate"] = queue_rate
+        queue_proxy.send_signal(signal.SIGINT)
+        queue_proxy.wait(timeout=15)
+        # The same requests, arriving the same way, held by a bare Pingora until the same slots.
+        hold_port = free_port()
+        holder = run.start([str(run.bin / "examples" / "bench_bare")], log="bare-hold.log",
+                           env=dict(env, BARE_MODE="hold", BARE_LISTEN=f"127.0.0.1:{hold_port}",
+                                    BARE_SLOT_US=str(20_000_000 // queue_count)))
+        wait_port(hold_port)
+        held = hold_queue(hold_port, path, "-", queue_count, holder.pid, 2.0 / queue_count)
     finally:
         run.stop()
         # No worker runs in the benchmark (it would compete for the same two cores): drop the audit
@@ -325,7 +368,7 @@ def main():
         subprocess.run(["redis-cli", "DEL", f"{prefix}:audit", f"{prefix}-queue:audit"],
                        capture_output=True, check=False)
 
-    write_results(options.quick, duration, c, results, redis_per_request, proxy_rss, queue)
+    write_results(options.quick, duration, c, results, redis_per_request, proxy_rss, queue, held)
 
 
 def versions():
@@ -339,8 +382,17 @@ def versions():
             "wrk": first_line(["wrk", "--version"]), "redis": first_line(["redis-server", "--version"])}
 
 
-def write_results(quick, duration, connections, results, redis_per_request, proxy_rss, queue):
+def write_results(quick, duration, connections, results, redis_per_request, proxy_rss, queue, held):
     nginx, proxy = results["nginx"], results["asf-proxy"]
+    bare, bare_redis = results["pingora bare"], results["pingora bare + 1 Redis call"]
+    refusal, bare_refusal, nginx_refusal = results["asf-proxy 401"], results["pingora bare 401"], results["nginx 401"]
+
+    def ratio(a, b, key="rps"):
+        return f"{a[key] / b[key]:.2f}" if b[key] else "-"
+
+    def number(value):
+        return f"{value:.1f}" if value is not None else "-"
+
     lines = [
         "# Benchmark results" + (" (quick mode: harness check, not a measurement)" if quick else ""),
         "",
@@ -349,38 +401,57 @@ def write_results(quick, duration, connections, results, redis_per_request, prox
         f"- load: wrk -t1 -c{connections} -d{duration}s per scenario, same run, same static nginx upstream",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()),
         "",
-        "| scenario | req/s | p50 ms | p99 ms | CPU µs/req (server) | non-2xx | socket errors |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| scenario | req/s | p50 ms | p99 ms | server CPU µs/req | Redis CPU µs/req | non-2xx | socket errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, r in results.items():
-        cpu = f"{r['cpu_us']:.1f}" if r["cpu_us"] is not None else "-"
-        lines.append(f"| {name} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {cpu} | {r['non2xx']} | "
-                     f"{r['errors'] or '-'} |")
+        lines.append(f"| {name} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {number(r['cpu_us'])} | "
+                     f"{number(r['redis_us'])} | {r['non2xx']} | {r['errors'] or '-'} |")
     lines += [
         "",
         "| ratio | value | bar |",
         "|---|---:|---|",
-        f"| asf-proxy / nginx proxy throughput | {proxy['rps'] / nginx['rps']:.2f} | ≥ 0.80 |",
-        f"| asf-proxy p99 / nginx p99 | {proxy['p99'] / nginx['p99']:.2f} | ≤ 1.00 |",
-        f"| asf-proxy 401 / nginx static 401 | {results['asf-proxy 401']['rps'] / results['nginx 401']['rps']:.2f} | ≥ 1.00 |",
-        f"| Redis round trips per proxied request (one pipeline, one EVALSHA each) | "
+        f"| asf-proxy / nginx proxy throughput | {ratio(proxy, nginx)} | ≥ 0.80 |",
+        f"| asf-proxy p99 / nginx p99 | {ratio(proxy, nginx, 'p99')} | ≤ 1.00 |",
+        f"| asf-proxy 401 / nginx static 401 | {ratio(refusal, nginx_refusal)} | ≥ 1.00 |",
+        f"| Redis round trips per proxied request (one EVALSHA each) | "
         f"{redis_per_request.get('evalsha', 0):.2f} | ≤ 1 |",
         f"| asf-proxy peak RSS under load (MB) | {proxy_rss:.1f} | |",
         "",
-        f"Holding a queue: {queue['count']} concurrent requests on their own connections against a budget of "
-        f"{queue['rate']} (so they wait up to ~20 s for their slots):",
+        "The same ratios for the least a Pingora proxy can do (`proxy/examples/bench_bare.rs`: same Pingora,",
+        "listener settings, threads and allocator; nothing of the gateway), measured in this run:",
         "",
-        "| queued | served 200 | other status | lost (connection errors) | seconds | peak RSS MB | completed in send order |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {queue['count']} | {queue['served']} | {queue['other']} | {queue['errors']} | {queue['seconds']:.1f} | "
-        f"{queue['peak_rss_mb']:.1f} | {queue['in_order'] * 100:.1f}% |",
+        "| ratio | value |",
+        "|---|---:|",
+        f"| pingora bare / nginx proxy throughput (ceiling of any Pingora proxy here) | {ratio(bare, nginx)} |",
+        f"| pingora bare + 1 Redis call / nginx proxy throughput (ceiling with one round trip) | "
+        f"{ratio(bare_redis, nginx)} |",
+        f"| pingora bare p99 / nginx p99 | {ratio(bare, nginx, 'p99')} |",
+        f"| asf-proxy / pingora bare + 1 Redis call (the gateway's own cost) | {ratio(proxy, bare_redis)} |",
+        f"| pingora bare 401 / nginx static 401 | {ratio(bare_refusal, nginx_refusal)} |",
+        f"| asf-proxy 401 / pingora bare 401 | {ratio(refusal, bare_refusal)} |",
+        "",
+        f"Holding a queue: {queue['count']} concurrent requests on their own connections against a budget of "
+        f"{queue['rate']} (so they wait up to ~20 s for their slots), then the same requests held by a bare",
+        "Pingora until the same slots:",
+        "",
+        "| server | queued | served 200 | other status | lost (connection errors) | seconds | peak RSS MB | "
+        "KB per request | completed in send order |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, q in (("asf-proxy", queue), ("pingora bare", held)):
+        lines.append(f"| {name} | {q['count']} | {q['served']} | {q['other']} | {q['errors']} | {q['seconds']:.1f} | "
+                     f"{q['peak_rss_mb']:.1f} | {q['peak_rss_mb'] * 1024 / max(1, q['count']):.1f} | "
+                     f"{q['in_order'] * 100:.1f}% |")
+    lines += [
         "",
         "Redis commands per proxied request, by name (`INFO commandstats`; those run by the budget script",
         "inside Redis count too): " + ", ".join(f"{k} {v:.2f}" for k, v in redis_per_request.items()) + ".",
         "",
-        "CPU µs/req is the server process's user+system time during the scenario divided by requests.",
-        "nginx serves scenarios 1, 2 and its 401 from one worker process; wrk and every server share the",
-        "same 2 cores, so read the ratios, not the absolute numbers.",
+        "Server CPU µs/req is the server's user+system time during the scenario (nginx: master and worker)",
+        "divided by requests; Redis CPU µs/req is Redis's own (`INFO cpu`) over the same interval. nginx",
+        "serves the upstream, its proxy and its 401 from one worker process; wrk, every server and Redis share",
+        "the same 2 cores, so read the ratios, not the absolute numbers.",
     ]
     target = OUT / "RESULTS-quick.md" if quick else ROOT / "bench" / "RESULTS.md"
     log = ROOT / "bench" / "optimisations.md"

@@ -2,8 +2,8 @@
 //! slot in the global budget *only if* the token's `jti` is not revoked, the token is not older
 //! than the user's "not before" time (suspension, logout everywhere), the user has an Ajax
 //! session and the tenant's plan allows the route class, fetching that sealed session in the same
-//! atomic step; it also marks the user active
-//! (the worker keeps their session alive) and counts the tenant's use. A refused caller spends no
+//! atomic step. The user's activity mark (the worker keeps their session alive) and the tenant's
+//! use are tallied in memory and written about once a second (`usage`). A refused caller spends no
 //! budget. An Ajax session that has already expired is refreshed first (single-flight across
 //! processes), so no upstream call is wasted on a dead token.
 //!
@@ -31,9 +31,7 @@ use crate::metrics::Metrics;
 use crate::redis_link::{RedisDown, RedisLink};
 use crate::session_cache::SessionCache;
 use crate::throttle::Throttle;
-
-/// How long a tenant's per-minute usage counter is kept.
-const USAGE_TTL_SECS: i64 = 180;
+use crate::usage::UsageTally;
 
 /// Why a request was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +67,7 @@ pub struct Admission {
     pub throttle: Arc<Throttle>,
     pub sessions: SessionCache,
     pub entitlements: EntitlementCache,
+    pub usage: Arc<UsageTally>,
     pub metrics: Metrics,
 }
 
@@ -108,12 +107,13 @@ impl Admission {
     ) -> Result<Result<Admitted, Refusal>, RedisDown> {
         let mut connection = self.redis.connection().await?;
         let started = Instant::now();
-        let decision = self.reserve_shared(&mut connection, claims, request, now).await;
+        let decision = self.reserve_shared(&mut connection, request).await;
         self.metrics
             .redis_seconds
             .with_label_values(&["admission"])
             .observe(started.elapsed().as_secs_f64());
         let decision = decision?;
+        self.usage.count(&claims.tid, &claims.sub, now);
         self.throttle.observe(&decision);
         let reservation = match decision {
             Decision::Granted(reservation) => reservation,
@@ -165,26 +165,16 @@ impl Admission {
         Ok(Ok(Admitted { session, reservation }))
     }
 
-    /// One pipeline: the guarded reservation, the user's activity mark and the tenant's usage. A
-    /// script missing from Redis (restart, failover) is loaded and the pipeline sent once more.
+    /// The guarded reservation: one `EVALSHA`. A script missing from Redis (restart, failover) is
+    /// loaded and the call sent once more.
     async fn reserve_shared(
         &self,
         connection: &mut ConnectionManager,
-        claims: &AccessClaims,
         request: &ReserveRequest,
-        now: i64,
     ) -> Result<Decision, RedisDown> {
-        let usage = self.keys.tenant_usage(now.div_euclid(60));
         for attempt in 0..2 {
             let mut pipe = redis::pipe();
             self.throttle.global.add_reserve_to_pipeline(&mut pipe, request);
-            pipe.cmd("ZADD")
-                .arg(self.keys.active_users())
-                .arg(now)
-                .arg(&claims.sub)
-                .ignore();
-            pipe.cmd("ZINCRBY").arg(&usage).arg(1).arg(&claims.tid).ignore();
-            pipe.cmd("EXPIRE").arg(&usage).arg(USAGE_TTL_SECS).ignore();
             match tokio::time::timeout(self.redis.timeout, pipe.query_async::<(Decision,)>(connection)).await {
                 Ok(Ok((decision,))) => return Ok(decision),
                 Ok(Err(e)) if attempt == 0 && GlobalBudget::is_missing_script(&e) => {

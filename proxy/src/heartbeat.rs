@@ -1,6 +1,6 @@
 //! The budget heartbeat: every second this instance announces itself in Redis (so a fallback
-//! divides the budget by the live instances), keeps the budget script loaded, and returns from the
-//! local fallback to the shared budget when Redis answers again.
+//! divides the budget by the live instances), keeps the budget script loaded, returns from the
+//! local fallback to the shared budget when Redis answers again, and writes the usage tally.
 //!
 //! It runs on the request path's runtime, started by the first request: as a Pingora background
 //! service on a runtime of its own it cost about a tenth of the proxy's CPU under load
@@ -10,10 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use asf_core::keyspace::Keyspace;
 use asf_core::throttle::Heartbeat;
 
 use crate::redis_link::RedisLink;
 use crate::throttle::Throttle;
+use crate::usage::UsageTally;
 
 /// How often this instance announces itself and checks on Redis.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
@@ -23,16 +25,24 @@ pub struct BudgetHeartbeat {
     instance_id: String,
     redis: Arc<RedisLink>,
     throttle: Arc<Throttle>,
+    usage: (Arc<UsageTally>, Keyspace),
     started: AtomicBool,
 }
 
 impl BudgetHeartbeat {
-    pub fn new(heartbeat: Heartbeat, instance_id: String, redis: Arc<RedisLink>, throttle: Arc<Throttle>) -> Self {
+    pub fn new(
+        heartbeat: Heartbeat,
+        instance_id: String,
+        redis: Arc<RedisLink>,
+        throttle: Arc<Throttle>,
+        usage: (Arc<UsageTally>, Keyspace),
+    ) -> Self {
         Self {
             heartbeat,
             instance_id,
             redis,
             throttle,
+            usage,
             started: AtomicBool::new(false),
         }
     }
@@ -63,6 +73,11 @@ impl BudgetHeartbeat {
             .map_err(|_| "heartbeat timed out".to_owned())?
             .map_err(|e| e.to_string())?;
         self.throttle.set_instances(live);
+        let (usage, keys) = &self.usage;
+        tokio::time::timeout(timeout, usage.flush(&mut conn, keys))
+            .await
+            .map_err(|_| "writing the usage tally timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
         if self.throttle.fallback().is_some() {
             tokio::time::timeout(timeout, self.throttle.global.load_script(&mut conn))
                 .await

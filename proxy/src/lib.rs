@@ -21,3 +21,4 @@ pub mod session_cache;
 pub mod shield;
 pub mod throttle;
 pub mod upstream;
+pub mod usage;

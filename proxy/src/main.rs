@@ -32,6 +32,7 @@ use asf_proxy::redis_link::RedisLink;
 use asf_proxy::session_cache::SessionCache;
 use asf_proxy::throttle::Throttle;
 use asf_proxy::upstream::Upstream;
+use asf_proxy::usage::UsageTally;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -61,6 +62,11 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// jemalloc instead of glibc's allocator: glibc's malloc was a fifth of the proxy's CPU under load,
+/// much of it lock contention between the worker threads (measured in bench/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Reads and checks the configuration file and the environment.
 fn load(opt: &Opt) -> anyhow::Result<(ServerConf, ProxyConfig)> {
@@ -107,6 +113,7 @@ fn run(opt: Opt, server_conf: ServerConf, config: ProxyConfig) -> anyhow::Result
         )
         .context("global budget")?,
     );
+    let usage = Arc::new(UsageTally::new());
     let admission = Admission {
         redis: redis.clone(),
         keys: keyspace.clone(),
@@ -115,13 +122,15 @@ fn run(opt: Opt, server_conf: ServerConf, config: ProxyConfig) -> anyhow::Result
         throttle: throttle.clone(),
         sessions: SessionCache::default(),
         entitlements: Default::default(),
+        usage: usage.clone(),
         metrics: metrics.clone(),
     };
     let heartbeat = Arc::new(BudgetHeartbeat::new(
-        Heartbeat::new(keyspace, HEARTBEAT_INTERVAL),
+        Heartbeat::new(keyspace.clone(), HEARTBEAT_INTERVAL),
         config.instance_id.clone(),
         redis.clone(),
         throttle,
+        (usage, keyspace),
     ));
     let audit = AuditSink::new(
         redis::Client::open(config.redis_url.as_str()).context("REDIS_URL")?,

@@ -439,10 +439,9 @@ impl ProxyHttp for Gateway {
         let target = ctx
             .target
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream chosen"))?;
-        let host = self.upstream(target).origin.host_header();
         let client_ip = ctx.client_ip.map(|ip| ip.to_string());
         let out = Outbound {
-            host: &host,
+            host: &self.upstream(target).host_header,
             path_and_query: &ctx.forward_path,
             request_id: &ctx.request_id,
             client_ip,

@@ -78,6 +78,8 @@ impl Origin {
 /// An origin with its cached address. TLS peers trust the system roots.
 pub struct Upstream {
     pub origin: Origin,
+    /// `origin.host_header()`, made once.
+    pub host_header: String,
     timeout: Duration,
     resolved: RwLock<Option<(SocketAddr, Instant)>>,
 }
@@ -93,6 +95,7 @@ pub struct ResolveError {
 impl Upstream {
     pub fn new(origin: Origin, timeout: Duration) -> Self {
         Self {
+            host_header: origin.host_header(),
             origin,
             timeout,
             resolved: RwLock::new(None),

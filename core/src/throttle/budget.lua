@@ -201,11 +201,13 @@ local function reserve(now)
   if has_tenant then
     local t_new = math.max(t_tat, now) + t_emission
     redis.call('SET', KEYS[6], int(t_new), 'PX', int(math.max(1, t_new - now + 1000)))
+    -- Only queued slots are kept (a slot at `now` is never counted), so the queue is tidied
+    -- when one is added: the common unqueued grant touches it not at all.
     if slot > now then
       redis.call('ZADD', KEYS[7], int(slot), ARGV[18])
+      redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', int(now))
+      redis.call('PEXPIRE', KEYS[7], int(max_wait + 1000))
     end
-    redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', int(now))
-    redis.call('PEXPIRE', KEYS[7], int(max_wait + 1000))
   end
 
   redis.call('ZADD', KEYS[5], int(slot), ARGV[18])

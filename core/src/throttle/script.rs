@@ -29,6 +29,9 @@ const SOURCE: &str = include_str!("budget.lua");
 #[derive(Debug, Clone)]
 pub struct GlobalBudget {
     keys: Keyspace,
+    /// The keys every operation declares, in the script's order (lanes, pause, grant log), made
+    /// once rather than on every call.
+    common_keys: [String; 5],
     plan: BudgetPlan,
     script: Script,
     clock: Clock,
@@ -38,7 +41,9 @@ impl GlobalBudget {
     /// The budget of `config` under `keys`; fails if the settings cannot keep their promise.
     /// Every process sharing the keyspace must use the same rate, burst and shares.
     pub fn new(keys: Keyspace, config: &BudgetConfig) -> Result<Self, BudgetConfigError> {
+        let [command, account, read] = Lane::ALL.map(|lane| keys.budget_lane(lane));
         Ok(Self {
+            common_keys: [command, account, read, keys.budget_pause(), keys.budget_grants()],
             keys,
             plan: BudgetPlan::shared(config)?,
             script: Script::new(SOURCE),
@@ -121,10 +126,9 @@ impl GlobalBudget {
     /// The script call with the keys every operation declares and the common arguments.
     fn invocation(&self, op: &str) -> ScriptInvocation<'_> {
         let mut invocation = self.script.prepare_invoke();
-        for lane in Lane::ALL {
-            invocation.key(self.keys.budget_lane(lane));
+        for key in &self.common_keys {
+            invocation.key(key);
         }
-        invocation.key(self.keys.budget_pause()).key(self.keys.budget_grants());
         invocation.arg(op);
         match self.clock.manual_ms() {
             Some(now_ms) => invocation.arg("1").arg(now_ms),
