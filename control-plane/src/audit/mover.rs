@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use asf_core::audit::{AuditRecord, STREAM_FIELD};
+use asf_core::audit::{AuditRecord, STREAM_BATCH_FIELD, STREAM_FIELD};
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use sqlx::PgPool;
@@ -16,7 +16,7 @@ use super::store;
 /// The consumer group every worker reads through.
 pub const GROUP: &str = "audit-writers";
 /// Entries read per batch.
-const BATCH: usize = 500;
+const BATCH: usize = 64;
 /// How long one read waits for new entries.
 const BLOCK_MS: u64 = 1_000;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -61,7 +61,7 @@ impl AuditMover {
                 if entries.is_empty() {
                     return Ok::<_, String>(0);
                 }
-                let records: Vec<AuditRecord> = entries.iter().map(parse_entry).collect();
+                let records: Vec<AuditRecord> = entries.iter().flat_map(parse_entry).collect();
                 self.store(&records).await;
                 if exit_after_commit {
                     tracing::warn!("{FAULT_VARIABLE}: exiting after commit, before acknowledging");
@@ -218,16 +218,23 @@ impl Claim {
     }
 }
 
-/// A stream entry as a record; an unreadable one is kept as a `malformed` record, never dropped.
-fn parse_entry(entry: &StreamId) -> AuditRecord {
-    let raw: Option<String> = entry.get(STREAM_FIELD);
-    match raw.as_deref().map(serde_json::from_str::<AuditRecord>) {
-        Some(Ok(record)) => record,
-        _ => {
-            tracing::error!(stream_id = %entry.id, "unreadable audit entry; stored as malformed");
-            AuditRecord::malformed(&entry.id, raw.as_deref().unwrap_or(""))
-        }
-    }
+/// A stream entry's records: a batch (what sinks write) or a single record; an unreadable entry is
+/// kept as one `malformed` record, never dropped.
+fn parse_entry(entry: &StreamId) -> Vec<AuditRecord> {
+    let batch: Option<String> = entry.get(STREAM_BATCH_FIELD);
+    let single: Option<String> = entry.get(STREAM_FIELD);
+    let parsed = match (&batch, &single) {
+        (Some(raw), _) => serde_json::from_str::<Vec<AuditRecord>>(raw).ok(),
+        (None, Some(raw)) => serde_json::from_str::<AuditRecord>(raw).ok().map(|record| vec![record]),
+        (None, None) => None,
+    };
+    parsed.unwrap_or_else(|| {
+        tracing::error!(stream_id = %entry.id, "unreadable audit entry; stored as malformed");
+        vec![AuditRecord::malformed(
+            &entry.id,
+            batch.or(single).as_deref().unwrap_or(""),
+        )]
+    })
 }
 
 async fn acknowledge(conn: &mut MultiplexedConnection, stream: &str, ids: &[&str]) -> Result<(), String> {
@@ -244,4 +251,44 @@ async fn acknowledge(conn: &mut MultiplexedConnection, stream: &str, ids: &[&str
         .query_async::<()>(conn)
         .await
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(field: &str, value: &str) -> StreamId {
+        StreamId {
+            id: "1-0".into(),
+            map: [(field.to_owned(), redis::Value::BulkString(value.as_bytes().to_vec()))].into(),
+            ..Default::default()
+        }
+    }
+
+    fn record(status: i32) -> AuditRecord {
+        AuditRecord::new(asf_core::audit::Kind::Request, "forwarded", status)
+    }
+
+    #[test]
+    fn a_batch_entry_gives_its_records_in_order() {
+        let records = vec![record(200), record(404)];
+        let json = serde_json::to_string(&records).expect("json");
+        assert_eq!(parse_entry(&entry(STREAM_BATCH_FIELD, &json)), records);
+    }
+
+    #[test]
+    fn a_single_record_entry_is_still_read() {
+        let one = record(201);
+        let json = serde_json::to_string(&one).expect("json");
+        assert_eq!(parse_entry(&entry(STREAM_FIELD, &json)), vec![one]);
+    }
+
+    #[test]
+    fn an_unreadable_entry_becomes_one_malformed_record() {
+        for (field, raw) in [(STREAM_BATCH_FIELD, "[{\"nope\""), (STREAM_FIELD, "{}"), ("x", "?")] {
+            let parsed = parse_entry(&entry(field, raw));
+            assert_eq!(parsed.len(), 1, "{field}");
+            assert_eq!(parsed[0].id, "malformed:1-0");
+        }
+    }
 }
