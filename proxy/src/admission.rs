@@ -113,10 +113,13 @@ impl Admission {
             .with_label_values(&["admission"])
             .observe(started.elapsed().as_secs_f64());
         let decision = decision?;
-        self.usage.count(&claims.tid, &claims.sub, now);
+        self.usage.count_request(&claims.tid, now);
         self.throttle.observe(&decision);
         let reservation = match decision {
-            Decision::Granted(reservation) => reservation,
+            Decision::Granted(reservation) => {
+                self.usage.mark_active(&claims.sub, now);
+                reservation
+            }
             Decision::Refused {
                 reason: RefusalReason::Precondition,
                 ..

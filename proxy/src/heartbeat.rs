@@ -58,8 +58,11 @@ impl BudgetHeartbeat {
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                if let Err(e) = this.beat().await {
-                    tracing::debug!(error = %e, "budget heartbeat failed");
+                match this.beat().await {
+                    // Statistics go last, and only while Redis answers: their failure never holds
+                    // up the heartbeat or the way back from the fallback.
+                    Ok(()) => this.write_usage().await,
+                    Err(e) => tracing::debug!(error = %e, "budget heartbeat failed"),
                 }
             }
         });
@@ -73,11 +76,6 @@ impl BudgetHeartbeat {
             .map_err(|_| "heartbeat timed out".to_owned())?
             .map_err(|e| e.to_string())?;
         self.throttle.set_instances(live);
-        let (usage, keys) = &self.usage;
-        tokio::time::timeout(timeout, usage.flush(&mut conn, keys))
-            .await
-            .map_err(|_| "writing the usage tally timed out".to_owned())?
-            .map_err(|e| e.to_string())?;
         if self.throttle.fallback().is_some() {
             tokio::time::timeout(timeout, self.throttle.global.load_script(&mut conn))
                 .await
@@ -89,5 +87,12 @@ impl BudgetHeartbeat {
                 .map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+
+    async fn write_usage(&self) {
+        let (usage, keys) = &self.usage;
+        if let Ok(mut conn) = self.redis.connection().await {
+            usage.flush(&mut conn, keys, self.redis.timeout).await;
+        }
     }
 }

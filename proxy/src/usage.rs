@@ -1,45 +1,38 @@
 //! Tenant usage counts (the admin's busiest tenants) and user activity marks (the worker keeps
 //! active users' Ajax sessions alive), tallied in memory and written to Redis about once a second
-//! in one pipeline by the budget heartbeat, rather than as three more commands in every request's
-//! admission round trip.
+//! in one transaction by the budget heartbeat, rather than as three more commands in every
+//! request's admission round trip.
 //!
-//! While Redis is unreachable the tally keeps growing (one entry per tenant and minute, one per
-//! user) and is written when Redis answers again. What a process had not written when it stopped
-//! (at most about a second's worth) is lost: both are statistics, not state the budget relies on.
+//! While Redis is unreachable the tally keeps growing, up to [`MAX_PENDING`] tenants and as many
+//! users, and is written when Redis answers again. A write is attempted once: if it fails or times
+//! out, its tally is dropped and logged rather than sent again (it may have been applied, and
+//! counting twice is worse than a gap). What a process had not written when it stopped, at most
+//! about a second's worth, is lost too: both are statistics, not state the budget relies on.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use asf_core::keyspace::Keyspace;
 
 /// How long a tenant's per-minute usage counter is kept.
 pub const USAGE_TTL_SECS: i64 = 180;
+/// Most tenants (per minute) and most users held unwritten; past it, new ones are not tallied.
+pub const MAX_PENDING: usize = 100_000;
 
 #[derive(Debug, Default)]
 struct Pending {
     /// Requests per Unix minute, per tenant.
     requests: HashMap<i64, HashMap<String, u64>>,
-    /// Each user's last admitted request (Unix seconds).
+    /// Each active user's last admitted request (Unix seconds).
     last_seen: HashMap<String, i64>,
+    /// Marks not tallied because the tally was full.
+    skipped: u64,
 }
 
 impl Pending {
     fn is_empty(&self) -> bool {
         self.requests.is_empty() && self.last_seen.is_empty()
-    }
-
-    /// Adds `other` (a tally that could not be written) back in.
-    fn merge(&mut self, other: Pending) {
-        for (minute, tenants) in other.requests {
-            let counts = self.requests.entry(minute).or_default();
-            for (tenant, n) in tenants {
-                *counts.entry(tenant).or_default() += n;
-            }
-        }
-        for (user, seen) in other.last_seen {
-            let at = self.last_seen.entry(user).or_default();
-            *at = (*at).max(seen);
-        }
     }
 }
 
@@ -54,48 +47,74 @@ impl UsageTally {
         Self::default()
     }
 
-    /// Counts one admitted request of `user` in `tenant` at Unix time `now` (seconds).
-    pub fn count(&self, tenant: &str, user: &str, now: i64) {
-        let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts one request of `tenant` that reached the budget at Unix time `now` (seconds).
+    pub fn count_request(&self, tenant: &str, now: i64) {
+        let mut pending = self.lock();
         let counts = pending.requests.entry(now.div_euclid(60)).or_default();
-        match counts.get_mut(tenant) {
-            Some(n) => *n += 1,
-            None => {
-                counts.insert(tenant.to_owned(), 1);
-            }
-        }
-        match pending.last_seen.get_mut(user) {
-            Some(at) => *at = (*at).max(now),
-            None => {
-                pending.last_seen.insert(user.to_owned(), now);
-            }
+        if let Some(n) = counts.get_mut(tenant) {
+            *n += 1;
+        } else if counts.len() < MAX_PENDING {
+            counts.insert(tenant.to_owned(), 1);
+        } else {
+            pending.skipped += 1;
         }
     }
 
-    /// Writes everything tallied so far in one pipeline. On failure the tally is kept for the next
-    /// attempt.
-    pub async fn flush(&self, conn: &mut impl redis::aio::ConnectionLike, keys: &Keyspace) -> redis::RedisResult<()> {
+    /// Marks `user` active at Unix time `now` (seconds): an admitted request.
+    pub fn mark_active(&self, user: &str, now: i64) {
+        let mut pending = self.lock();
+        if let Some(at) = pending.last_seen.get_mut(user) {
+            *at = (*at).max(now);
+        } else if pending.last_seen.len() < MAX_PENDING {
+            pending.last_seen.insert(user.to_owned(), now);
+        } else {
+            pending.skipped += 1;
+        }
+    }
+
+    /// Writes everything tallied so far in one `MULTI`/`EXEC`, within `timeout`. Never fails: a
+    /// tally that could not be written is dropped and logged (see the module doc).
+    pub async fn flush(&self, conn: &mut impl redis::aio::ConnectionLike, keys: &Keyspace, timeout: Duration) {
         let taken = {
-            let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if pending.is_empty() {
-                return Ok(());
+            let mut pending = self.lock();
+            if pending.is_empty() && pending.skipped == 0 {
+                return;
             }
             std::mem::take(&mut *pending)
         };
-        let result = write(conn, keys, &taken).await;
-        if result.is_err() {
-            self.pending
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .merge(taken);
+        if taken.skipped > 0 {
+            tracing::warn!(
+                skipped = taken.skipped,
+                "usage tally full: some requests were not counted"
+            );
         }
-        result
+        if taken.is_empty() {
+            return;
+        }
+        let error = match tokio::time::timeout(timeout, write(conn, keys, &taken)).await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        let requests: u64 = taken.requests.values().flat_map(HashMap::values).sum();
+        tracing::warn!(
+            %error,
+            requests,
+            users = taken.last_seen.len(),
+            "usage tally not written; dropped"
+        );
     }
 }
 
 async fn write(conn: &mut impl redis::aio::ConnectionLike, keys: &Keyspace, tally: &Pending) -> redis::RedisResult<()> {
     let mut pipe = redis::pipe();
+    pipe.atomic();
     if !tally.last_seen.is_empty() {
+        // GT: a user's mark never moves back (another process may have written a later one).
         let zadd = pipe.cmd("ZADD").arg(keys.active_users()).arg("GT");
         for (user, seen) in &tally.last_seen {
             zadd.arg(*seen).arg(user);
@@ -120,7 +139,7 @@ mod tests {
     type Seen = Vec<(String, i64)>;
 
     fn snapshot(tally: &UsageTally) -> (Counts, Seen) {
-        let pending = tally.pending.lock().expect("lock");
+        let pending = tally.lock();
         let mut requests: Vec<_> = pending
             .requests
             .iter()
@@ -135,10 +154,16 @@ mod tests {
     #[test]
     fn counts_per_tenant_and_minute_and_keeps_each_users_latest_time() {
         let tally = UsageTally::new();
-        tally.count("t1", "u1", 120);
-        tally.count("t1", "u2", 130);
-        tally.count("t2", "u1", 179);
-        tally.count("t1", "u1", 180);
+        for (tenant, user, now) in [
+            ("t1", "u1", 120),
+            ("t1", "u2", 130),
+            ("t2", "u1", 179),
+            ("t1", "u1", 180),
+        ] {
+            tally.count_request(tenant, now);
+            tally.mark_active(user, now);
+        }
+        tally.mark_active("u2", 100);
         let (requests, seen) = snapshot(&tally);
         assert_eq!(
             requests,
@@ -148,14 +173,17 @@ mod tests {
     }
 
     #[test]
-    fn a_tally_that_could_not_be_written_is_added_back() {
+    fn a_full_tally_skips_newcomers_but_still_counts_those_it_holds() {
         let tally = UsageTally::new();
-        tally.count("t1", "u1", 120);
-        let taken = std::mem::take(&mut *tally.pending.lock().expect("lock"));
-        tally.count("t1", "u1", 100);
-        tally.pending.lock().expect("lock").merge(taken);
-        let (requests, seen) = snapshot(&tally);
-        assert_eq!(requests, vec![(1, "t1".into(), 1), (2, "t1".into(), 1)]);
-        assert_eq!(seen, vec![("u1".into(), 120)]);
+        for i in 0..MAX_PENDING {
+            tally.mark_active(&format!("u{i}"), 1);
+        }
+        tally.mark_active("late", 1);
+        tally.mark_active("u0", 5);
+        let pending = tally.lock();
+        assert_eq!(pending.last_seen.len(), MAX_PENDING);
+        assert!(!pending.last_seen.contains_key("late"));
+        assert_eq!(pending.last_seen["u0"], 5);
+        assert_eq!(pending.skipped, 1);
     }
 }

@@ -218,13 +218,27 @@ impl Claim {
     }
 }
 
-/// A stream entry's records: a batch (what sinks write) or a single record; an unreadable entry is
-/// kept as one `malformed` record, never dropped.
+/// A stream entry's records: a batch (what sinks write) or a single record. Whatever cannot be
+/// read is kept as a `malformed` record, never dropped: a batch element on its own (the rest of the
+/// batch is stored as usual), or the whole entry when it is not a batch or a record at all.
 fn parse_entry(entry: &StreamId) -> Vec<AuditRecord> {
     let batch: Option<String> = entry.get(STREAM_BATCH_FIELD);
     let single: Option<String> = entry.get(STREAM_FIELD);
     let parsed = match (&batch, &single) {
-        (Some(raw), _) => serde_json::from_str::<Vec<AuditRecord>>(raw).ok(),
+        (Some(raw), _) => serde_json::from_str::<Vec<serde_json::Value>>(raw)
+            .ok()
+            .map(|elements| {
+                elements
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, element)| {
+                        serde_json::from_value::<AuditRecord>(element.clone()).unwrap_or_else(|_| {
+                        tracing::error!(stream_id = %entry.id, index, "unreadable audit record; stored as malformed");
+                        AuditRecord::malformed(&format!("{}:{index}", entry.id), &element.to_string())
+                    })
+                    })
+                    .collect()
+            }),
         (None, Some(raw)) => serde_json::from_str::<AuditRecord>(raw).ok().map(|record| vec![record]),
         (None, None) => None,
     };
@@ -281,6 +295,25 @@ mod tests {
         let one = record(201);
         let json = serde_json::to_string(&one).expect("json");
         assert_eq!(parse_entry(&entry(STREAM_FIELD, &json)), vec![one]);
+    }
+
+    #[test]
+    fn an_unreadable_batch_element_is_kept_as_malformed_and_the_rest_stored() {
+        let good = record(200);
+        let json = format!(
+            "[{},{{\"kind\":\"from-the-future\"}}]",
+            serde_json::to_string(&good).expect("json")
+        );
+        let parsed = parse_entry(&entry(STREAM_BATCH_FIELD, &json));
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0], good);
+        assert_eq!(parsed[1].id, "malformed:1-0:1");
+        assert!(
+            parsed[1]
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.contains("from-the-future"))
+        );
     }
 
     #[test]

@@ -19,6 +19,9 @@ const BATCH: usize = 512;
 /// Most records in one stream entry (a JSON array). Under load one entry carries many records,
 /// which costs Redis one `XADD` instead of one per record (measured in bench/RESULTS.md).
 pub const RECORDS_PER_ENTRY: usize = 64;
+/// Bytes of JSON after which an entry takes no more records (a record's text fields are bounded by
+/// `scrub`, so an entry stays near this size).
+pub const ENTRY_BYTES: usize = 256 * 1024;
 /// Bound on one Redis call of the shipper.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -233,20 +236,78 @@ impl Inner {
             return Err("no connection".into());
         };
         let mut pipe = redis::pipe();
-        for chunk in batch.chunks(RECORDS_PER_ENTRY) {
-            // Serializing plain strings, integers and options cannot fail; each element is the
-            // record's canonical JSON.
-            let json = serde_json::to_vec(chunk).unwrap_or_default();
+        for entry in entries(batch) {
             pipe.cmd("XADD")
                 .arg(&self.stream_key)
                 .arg("*")
                 .arg(STREAM_BATCH_FIELD)
-                .arg(json)
+                .arg(entry)
                 .ignore();
         }
         tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(conn))
             .await
             .map_err(|_| "timed out".to_owned())?
             .map_err(|e| e.to_string())
+    }
+}
+
+/// The batch as stream entries: JSON arrays of the records' canonical JSON, each of at most
+/// [`RECORDS_PER_ENTRY`] records and closed once it passes [`ENTRY_BYTES`].
+fn entries(batch: &[AuditRecord]) -> Vec<Vec<u8>> {
+    let mut entries = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    let mut count = 0;
+    for record in batch {
+        current.push(if count == 0 { b'[' } else { b',' });
+        current.extend_from_slice(&record.canonical_bytes());
+        count += 1;
+        if count == RECORDS_PER_ENTRY || current.len() >= ENTRY_BYTES {
+            current.push(b']');
+            entries.push(std::mem::take(&mut current));
+            count = 0;
+        }
+    }
+    if count > 0 {
+        current.push(b']');
+        entries.push(current);
+    }
+    entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Kind;
+
+    fn parse(entry: &[u8]) -> Vec<AuditRecord> {
+        serde_json::from_slice(entry).expect("an entry is a JSON array of records")
+    }
+
+    #[test]
+    fn a_batch_becomes_entries_of_at_most_the_record_limit_in_order() {
+        let batch: Vec<AuditRecord> = (0..130)
+            .map(|i| AuditRecord::new(Kind::Request, "forwarded", 200 + i))
+            .collect();
+        let entries = entries(&batch);
+        let sizes: Vec<usize> = entries.iter().map(|e| parse(e).len()).collect();
+        assert_eq!(sizes, vec![64, 64, 2]);
+        let back: Vec<AuditRecord> = entries.iter().flat_map(|e| parse(e)).collect();
+        assert_eq!(back, batch);
+        assert!(super::entries(&[]).is_empty());
+    }
+
+    #[test]
+    fn large_records_close_an_entry_by_size() {
+        let batch: Vec<AuditRecord> = (0..10)
+            .map(|_| {
+                let mut record = AuditRecord::new(Kind::Request, "forwarded", 200);
+                record.detail = Some("x".repeat(100_000));
+                record
+            })
+            .collect();
+        let entries = entries(&batch);
+        assert_eq!(entries.len(), 4, "three records pass 256 KiB");
+        assert!(entries.iter().all(|e| e.len() < ENTRY_BYTES + 110_000));
+        assert_eq!(entries.iter().map(|e| parse(e).len()).sum::<usize>(), 10);
     }
 }
