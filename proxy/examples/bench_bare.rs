@@ -11,7 +11,8 @@
 //!   `n × BARE_SLOT_US` after the first one arrived, as a budget would hand them out (the memory of
 //!   waiting requests with nothing of the gateway's in them).
 //!
-//! Listens on `BARE_LISTEN` with 2 threads, on the same allocator as asf-proxy.
+//! Listens on `BARE_LISTEN` with `BARE_THREADS` threads (2, as asf-proxy), on the same allocator as
+//! asf-proxy.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -125,7 +126,7 @@ fn main() {
         script: redis::Script::new("return 1"),
     };
     let conf = ServerConf {
-        threads: 2,
+        threads: var("BARE_THREADS", "2").parse().expect("BARE_THREADS"),
         ..Default::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
