@@ -149,7 +149,7 @@ async fn take_budget_slot(state: &AppState) -> Result<(), ApiError> {
     let mut redis = state.sessions.redis.clone();
     match state
         .budget
-        .reserve(&mut redis, ReserveRequest::new(Lane::Account))
+        .reserve(&mut redis, &ReserveRequest::new(Lane::Account))
         .await?
     {
         Decision::Granted(slot) => {

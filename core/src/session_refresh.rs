@@ -122,7 +122,7 @@ impl SessionRefresher {
         }
         match self
             .budget
-            .reserve(&mut self.redis.clone(), ReserveRequest::new(Lane::Account))
+            .reserve(&mut self.redis.clone(), &ReserveRequest::new(Lane::Account))
             .await?
         {
             Decision::Granted(slot) => tokio::time::sleep(slot.wait_duration()).await,

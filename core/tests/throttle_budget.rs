@@ -119,7 +119,7 @@ async fn the_script_and_the_rust_model_agree_on_a_random_sequence_of_calls() {
             i => ReserveRequest::for_tenant(lane, tenants[i - 2].clone()),
         };
         let expected = model.reserve(&request);
-        let actual = shared.reserve(&mut conn, request.clone()).await.expect("reserve");
+        let actual = shared.reserve(&mut conn, &request).await.expect("reserve");
         assert_eq!(actual, expected, "step {step}: {request:?}");
         seen.insert(match &actual {
             Decision::Granted(r) if r.wait.is_zero() => format!("now via {}", r.lane_used),
@@ -175,7 +175,7 @@ async fn no_window_ever_holds_more_than_the_limit_in_redis_under_random_arrivals
         clock.advance(Duration::from_millis(gap));
         let budget = if rng.gen_bool(0.5) { &first } else { &second };
         if let Decision::Granted(r) = budget
-            .reserve(&mut conn, ReserveRequest::new(lane))
+            .reserve(&mut conn, &ReserveRequest::new(lane))
             .await
             .expect("reserve")
         {
@@ -199,7 +199,7 @@ async fn a_command_gets_a_slot_within_one_command_interval_while_reads_saturate(
     for _ in 0..600 {
         clock.advance(Duration::from_millis(50));
         budget
-            .reserve(&mut conn, ReserveRequest::new(Lane::Read))
+            .reserve(&mut conn, &ReserveRequest::new(Lane::Read))
             .await
             .expect("read");
     }
@@ -211,12 +211,12 @@ async fn a_command_gets_a_slot_within_one_command_interval_while_reads_saturate(
         for _ in 0..70 {
             clock.advance(Duration::from_millis(50));
             budget
-                .reserve(&mut conn, ReserveRequest::new(Lane::Read))
+                .reserve(&mut conn, &ReserveRequest::new(Lane::Read))
                 .await
                 .expect("read");
         }
         match budget
-            .reserve(&mut conn, ReserveRequest::new(Lane::Command))
+            .reserve(&mut conn, &ReserveRequest::new(Lane::Command))
             .await
             .expect("command")
         {
@@ -237,7 +237,7 @@ async fn a_full_queue_is_refused_at_once_and_spends_nothing() {
     let budget = budget_on(&clock, &config("100/60s"));
     let refusal = loop {
         match budget
-            .reserve(&mut conn, ReserveRequest::new(Lane::Read))
+            .reserve(&mut conn, &ReserveRequest::new(Lane::Read))
             .await
             .expect("reserve")
         {
@@ -256,7 +256,7 @@ async fn a_full_queue_is_refused_at_once_and_spends_nothing() {
     for _ in 0..5 {
         assert!(
             !budget
-                .reserve(&mut conn, ReserveRequest::new(Lane::Read))
+                .reserve(&mut conn, &ReserveRequest::new(Lane::Read))
                 .await
                 .expect("reserve")
                 .is_granted()
@@ -265,7 +265,7 @@ async fn a_full_queue_is_refused_at_once_and_spends_nothing() {
     assert_eq!(budget.snapshot(&mut conn).await.expect("snapshot"), before);
     // Commands still have their reserved share.
     let command = budget
-        .reserve(&mut conn, ReserveRequest::new(Lane::Command))
+        .reserve(&mut conn, &ReserveRequest::new(Lane::Command))
         .await
         .expect("command");
     assert_eq!(command.reservation().map(|r| r.lane_used), Some(Lane::Command));
@@ -279,13 +279,13 @@ async fn a_tenant_over_its_limit_is_refused_while_another_tenant_is_served() {
     let quiet = TenantQuota::new("quiet", 2).with_burst(2);
     for _ in 0..2 {
         let decision = budget
-            .reserve(&mut conn, ReserveRequest::for_tenant(Lane::Read, noisy.clone()))
+            .reserve(&mut conn, &ReserveRequest::for_tenant(Lane::Read, noisy.clone()))
             .await;
         assert!(decision.expect("reserve").is_granted());
     }
     let before = budget.snapshot(&mut conn).await.expect("snapshot");
     let over = budget
-        .reserve(&mut conn, ReserveRequest::for_tenant(Lane::Read, noisy.clone()))
+        .reserve(&mut conn, &ReserveRequest::for_tenant(Lane::Read, noisy.clone()))
         .await
         .expect("reserve");
     let Decision::Refused {
@@ -299,7 +299,7 @@ async fn a_tenant_over_its_limit_is_refused_while_another_tenant_is_served() {
     let after = budget.snapshot(&mut conn).await.expect("snapshot");
     assert_eq!(after.granted_in_window, before.granted_in_window);
     let other = budget
-        .reserve(&mut conn, ReserveRequest::for_tenant(Lane::Read, quiet))
+        .reserve(&mut conn, &ReserveRequest::for_tenant(Lane::Read, quiet))
         .await;
     assert!(other.expect("reserve").is_granted());
 }
@@ -313,7 +313,7 @@ async fn a_tenant_at_its_queue_cap_is_refused_until_a_queued_slot_passes() {
     let request = ReserveRequest::for_tenant(Lane::Read, quota);
     let mut waits = Vec::new();
     let refusal = loop {
-        match budget.reserve(&mut conn, request.clone()).await.expect("reserve") {
+        match budget.reserve(&mut conn, &request).await.expect("reserve") {
             Decision::Granted(r) => waits.push(r.wait.as_millis()),
             refused => break refused,
         }
@@ -327,7 +327,7 @@ async fn a_tenant_at_its_queue_cap_is_refused_until_a_queued_slot_passes() {
         }
     ));
     clock.advance(Duration::from_millis(900));
-    assert!(budget.reserve(&mut conn, request).await.expect("reserve").is_granted());
+    assert!(budget.reserve(&mut conn, &request).await.expect("reserve").is_granted());
 }
 
 #[tokio::test]
@@ -339,7 +339,7 @@ async fn a_pause_reaches_every_process_sharing_the_keys_and_then_ramps_up() {
     let worker = GlobalBudget::new(keys, &config).expect("budget");
     let until = proxy.pause(&mut conn, Duration::from_secs(45)).await.expect("pause");
     let refused = worker
-        .reserve(&mut conn, ReserveRequest::new(Lane::Command))
+        .reserve(&mut conn, &ReserveRequest::new(Lane::Command))
         .await
         .expect("reserve");
     let Decision::Refused {
@@ -370,7 +370,7 @@ async fn slots_after_a_pause_come_at_half_rate_for_one_window() {
     let mut command_slots = Vec::new();
     for _ in 0..4 {
         let r = budget
-            .reserve(&mut conn, ReserveRequest::new(Lane::Command))
+            .reserve(&mut conn, &ReserveRequest::new(Lane::Command))
             .await
             .expect("reserve");
         if let Some(r) = r.reservation()
@@ -388,7 +388,7 @@ async fn reservations_use_redis_time_and_carry_the_client_hints() {
     let mut conn = redis().await;
     let budget = GlobalBudget::new(keys(), &config("100/60s")).expect("budget");
     let decision = budget
-        .reserve(&mut conn, ReserveRequest::new(Lane::Read))
+        .reserve(&mut conn, &ReserveRequest::new(Lane::Read))
         .await
         .expect("reserve");
     let r = decision.reservation().expect("granted");
@@ -408,46 +408,6 @@ async fn reservations_use_redis_time_and_carry_the_client_hints() {
 }
 
 #[tokio::test]
-async fn a_reservation_pipelined_with_other_reads_is_read_back_as_a_decision() {
-    let mut conn = redis().await;
-    let keys = keys();
-    let budget = GlobalBudget::new(keys.clone(), &config("100/60s")).expect("budget");
-    budget.load_script(&mut conn).await.expect("load");
-    let mut pipe = redis::pipe();
-    pipe.cmd("MGET")
-        .arg(keys.revoked_token("j1"))
-        .arg(keys.ajax_session("u1"));
-    budget.add_reserve_to_pipeline(&mut pipe, &ReserveRequest::new(Lane::Command));
-    budget.add_reserve_to_pipeline(&mut pipe, &ReserveRequest::new(Lane::Command));
-    let (values, first, second): (Vec<Option<String>>, Decision, Decision) =
-        pipe.query_async(&mut conn).await.expect("pipeline");
-    assert_eq!(values, vec![None, None]);
-    assert_eq!(first.reservation().map(|r| r.lane_used), Some(Lane::Command));
-    // The command track is spent: the second takes the most idle other track's present slot.
-    assert_eq!(second.reservation().map(|r| r.lane_used), Some(Lane::Account));
-}
-
-#[tokio::test]
-async fn a_pipeline_without_the_script_is_recognised_as_missing_script() {
-    let mut conn = redis().await;
-    let never_loaded = redis::Script::new(&format!("return 1 -- {}", uuid::Uuid::new_v4()));
-    let mut pipe = redis::pipe();
-    pipe.cmd("PING").invoke_script(&never_loaded.prepare_invoke());
-    let error = pipe
-        .query_async::<(String, i64)>(&mut conn)
-        .await
-        .expect_err("NOSCRIPT");
-    assert!(GlobalBudget::is_missing_script(&error), "{error:?}");
-    let other = redis::cmd("INCR")
-        .arg(keys().active_users())
-        .arg("x")
-        .query_async::<i64>(&mut conn)
-        .await
-        .expect_err("wrong arity");
-    assert!(!GlobalBudget::is_missing_script(&other));
-}
-
-#[tokio::test]
 async fn every_key_the_budget_writes_expires() {
     let mut conn = redis().await;
     let keys = keys();
@@ -455,7 +415,7 @@ async fn every_key_the_budget_writes_expires() {
     let quota = TenantQuota::new("acme", 600);
     for _ in 0..6 {
         budget
-            .reserve(&mut conn, ReserveRequest::for_tenant(Lane::Read, quota.clone()))
+            .reserve(&mut conn, &ReserveRequest::for_tenant(Lane::Read, quota.clone()))
             .await
             .expect("reserve");
     }
@@ -512,7 +472,7 @@ async fn a_failed_precondition_is_refused_before_anything_is_spent() {
     };
     let before = budget.snapshot(&mut conn).await.expect("snapshot");
 
-    let missing = budget.reserve(&mut conn, guarded(1000)).await.expect("reserve");
+    let missing = budget.reserve(&mut conn, &guarded(1000)).await.expect("reserve");
     assert!(
         matches!(
             missing,
@@ -536,7 +496,7 @@ async fn a_failed_precondition_is_refused_before_anything_is_spent() {
         .query_async(&mut conn)
         .await
         .expect("set");
-    let suspended = budget.reserve(&mut conn, guarded(1000)).await.expect("reserve");
+    let suspended = budget.reserve(&mut conn, &guarded(1000)).await.expect("reserve");
     assert!(
         matches!(
             suspended,
@@ -548,7 +508,7 @@ async fn a_failed_precondition_is_refused_before_anything_is_spent() {
         "{suspended:?}"
     );
 
-    let granted = budget.reserve(&mut conn, guarded(2000)).await.expect("reserve");
+    let granted = budget.reserve(&mut conn, &guarded(2000)).await.expect("reserve");
     assert_eq!(granted.reservation().and_then(|r| r.fetched.as_deref()), Some("sealed"));
 
     let _: () = redis::cmd("SET")
@@ -557,7 +517,7 @@ async fn a_failed_precondition_is_refused_before_anything_is_spent() {
         .query_async(&mut conn)
         .await
         .expect("set");
-    let revoked = budget.reserve(&mut conn, guarded(3000)).await.expect("reserve");
+    let revoked = budget.reserve(&mut conn, &guarded(3000)).await.expect("reserve");
     assert!(
         matches!(
             revoked,
@@ -604,7 +564,7 @@ async fn the_plan_is_checked_in_the_same_step_and_a_refusal_spends_nothing() {
 
     // No entitlement stored: only what the free plan allows.
     let refused = budget
-        .reserve(&mut conn, call("command", false))
+        .reserve(&mut conn, &call("command", false))
         .await
         .expect("reserve");
     assert_eq!(
@@ -615,7 +575,7 @@ async fn the_plan_is_checked_in_the_same_step_and_a_refusal_spends_nothing() {
         }
     );
     let free_read = budget
-        .reserve(&mut conn, call("hub_read", true))
+        .reserve(&mut conn, &call("hub_read", true))
         .await
         .expect("reserve");
     assert_eq!(free_read.reservation().and_then(|r| r.entitlement.clone()), None);
@@ -638,7 +598,7 @@ async fn the_plan_is_checked_in_the_same_step_and_a_refusal_spends_nothing() {
     }
     let _: () = set.query_async(&mut conn).await.expect("hset");
     let refused = budget
-        .reserve(&mut conn, call("command", false))
+        .reserve(&mut conn, &call("command", false))
         .await
         .expect("reserve");
     assert_eq!(
@@ -648,7 +608,7 @@ async fn the_plan_is_checked_in_the_same_step_and_a_refusal_spends_nothing() {
             upgrade: Some("pro".into())
         }
     );
-    let granted = budget.reserve(&mut conn, call("read", false)).await.expect("reserve");
+    let granted = budget.reserve(&mut conn, &call("read", false)).await.expect("reserve");
     let reservation = granted.reservation().expect("granted");
     assert_eq!(reservation.fetched.as_deref(), Some("sealed"));
     let seen = reservation.entitlement.clone().expect("entitlement seen");

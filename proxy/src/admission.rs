@@ -22,7 +22,7 @@ use asf_core::secrets::SecretsKey;
 use asf_core::session::AjaxSession;
 use asf_core::session_refresh::{RefreshError, SessionRefresher};
 use asf_core::throttle::{
-    Decision, EntitlementGuard, GlobalBudget, LocalBudget, Precondition, RefusalReason, Reservation, ReserveRequest,
+    Decision, EntitlementGuard, LocalBudget, Precondition, RefusalReason, Reservation, ReserveRequest,
 };
 use redis::aio::ConnectionManager;
 
@@ -168,35 +168,24 @@ impl Admission {
         Ok(Ok(Admitted { session, reservation }))
     }
 
-    /// The guarded reservation: one `EVALSHA`. A script missing from Redis (restart, failover) is
-    /// loaded and the call sent once more.
+    /// The guarded reservation: one `EVALSHA` ([`asf_core::throttle::GlobalBudget::reserve`], which loads the script
+    /// when Redis lacks it), bounded by the Redis timeout.
     async fn reserve_shared(
         &self,
         connection: &mut ConnectionManager,
         request: &ReserveRequest,
     ) -> Result<Decision, RedisDown> {
-        for attempt in 0..2 {
-            let mut pipe = redis::pipe();
-            self.throttle.global.add_reserve_to_pipeline(&mut pipe, request);
-            match tokio::time::timeout(self.redis.timeout, pipe.query_async::<(Decision,)>(connection)).await {
-                Ok(Ok((decision,))) => return Ok(decision),
-                Ok(Err(e)) if attempt == 0 && GlobalBudget::is_missing_script(&e) => {
-                    let load = self.throttle.global.load_script(connection);
-                    if !matches!(tokio::time::timeout(self.redis.timeout, load).await, Ok(Ok(()))) {
-                        return Err(RedisDown);
-                    }
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "redis admission failed");
-                    return Err(RedisDown);
-                }
-                Err(_) => {
-                    tracing::warn!("redis admission timed out");
-                    return Err(RedisDown);
-                }
+        match tokio::time::timeout(self.redis.timeout, self.throttle.global.reserve(connection, request)).await {
+            Ok(Ok(decision)) => Ok(decision),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "redis admission failed");
+                Err(RedisDown)
+            }
+            Err(_) => {
+                tracing::warn!("redis admission timed out");
+                Err(RedisDown)
             }
         }
-        Err(RedisDown)
     }
 
     /// Without Redis: the session this instance saw recently and its own share of the budget.

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use asf_core::keyspace::Keyspace;
 use asf_core::throttle::Heartbeat;
 
 use crate::redis_link::RedisLink;
@@ -25,7 +24,7 @@ pub struct BudgetHeartbeat {
     instance_id: String,
     redis: Arc<RedisLink>,
     throttle: Arc<Throttle>,
-    usage: (Arc<UsageTally>, Keyspace),
+    usage: Arc<UsageTally>,
     started: AtomicBool,
 }
 
@@ -35,7 +34,7 @@ impl BudgetHeartbeat {
         instance_id: String,
         redis: Arc<RedisLink>,
         throttle: Arc<Throttle>,
-        usage: (Arc<UsageTally>, Keyspace),
+        usage: Arc<UsageTally>,
     ) -> Self {
         Self {
             heartbeat,
@@ -90,9 +89,8 @@ impl BudgetHeartbeat {
     }
 
     async fn write_usage(&self) {
-        let (usage, keys) = &self.usage;
         if let Ok(mut conn) = self.redis.connection().await {
-            usage.flush(&mut conn, keys, self.redis.timeout).await;
+            self.usage.flush(&mut conn, self.redis.timeout).await;
         }
     }
 }

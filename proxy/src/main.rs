@@ -113,7 +113,7 @@ fn run(opt: Opt, server_conf: ServerConf, config: ProxyConfig) -> anyhow::Result
         )
         .context("global budget")?,
     );
-    let usage = Arc::new(UsageTally::new());
+    let usage = Arc::new(UsageTally::new(keyspace.clone()));
     let admission = Admission {
         redis: redis.clone(),
         keys: keyspace.clone(),
@@ -126,11 +126,11 @@ fn run(opt: Opt, server_conf: ServerConf, config: ProxyConfig) -> anyhow::Result
         metrics: metrics.clone(),
     };
     let heartbeat = Arc::new(BudgetHeartbeat::new(
-        Heartbeat::new(keyspace.clone(), HEARTBEAT_INTERVAL),
+        Heartbeat::new(keyspace, HEARTBEAT_INTERVAL),
         config.instance_id.clone(),
         redis.clone(),
         throttle,
-        (usage, keyspace),
+        usage,
     ));
     let audit = AuditSink::new(
         redis::Client::open(config.redis_url.as_str()).context("REDIS_URL")?,

@@ -38,7 +38,7 @@ pub async fn reserve_plain(throttle: &Throttle, redis: &RedisLink, request: Rese
         return Some(local.reserve(&request));
     }
     let mut conn = redis.connection().await.ok()?;
-    match tokio::time::timeout(redis.timeout, throttle.global.reserve(&mut conn, request)).await {
+    match tokio::time::timeout(redis.timeout, throttle.global.reserve(&mut conn, &request)).await {
         Ok(Ok(decision)) => {
             throttle.observe(&decision);
             Some(decision)

@@ -36,15 +36,19 @@ impl Pending {
     }
 }
 
-/// This process's unwritten usage.
-#[derive(Debug, Default)]
+/// This process's unwritten usage, and where it goes.
+#[derive(Debug)]
 pub struct UsageTally {
+    keys: Keyspace,
     pending: Mutex<Pending>,
 }
 
 impl UsageTally {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(keys: Keyspace) -> Self {
+        Self {
+            keys,
+            pending: Mutex::default(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Pending> {
@@ -78,7 +82,7 @@ impl UsageTally {
 
     /// Writes everything tallied so far in one `MULTI`/`EXEC`, within `timeout`. Never fails: a
     /// tally that could not be written is dropped and logged (see the module doc).
-    pub async fn flush(&self, conn: &mut impl redis::aio::ConnectionLike, keys: &Keyspace, timeout: Duration) {
+    pub async fn flush(&self, conn: &mut impl redis::aio::ConnectionLike, timeout: Duration) {
         let taken = {
             let mut pending = self.lock();
             if pending.is_empty() && pending.skipped == 0 {
@@ -95,7 +99,7 @@ impl UsageTally {
         if taken.is_empty() {
             return;
         }
-        let error = match tokio::time::timeout(timeout, write(conn, keys, &taken)).await {
+        let error = match tokio::time::timeout(timeout, write(conn, &self.keys, &taken)).await {
             Ok(Ok(())) => return,
             Ok(Err(e)) => e.to_string(),
             Err(_) => "timed out".to_owned(),
@@ -153,7 +157,7 @@ mod tests {
 
     #[test]
     fn counts_per_tenant_and_minute_and_keeps_each_users_latest_time() {
-        let tally = UsageTally::new();
+        let tally = UsageTally::new(Keyspace::new("t"));
         for (tenant, user, now) in [
             ("t1", "u1", 120),
             ("t1", "u2", 130),
@@ -174,7 +178,7 @@ mod tests {
 
     #[test]
     fn a_full_tally_skips_newcomers_but_still_counts_those_it_holds() {
-        let tally = UsageTally::new();
+        let tally = UsageTally::new(Keyspace::new("t"));
         for i in 0..MAX_PENDING {
             tally.mark_active(&format!("u{i}"), 1);
         }

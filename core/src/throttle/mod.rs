@@ -22,8 +22,8 @@
 //! * **Pushback.** [`GlobalBudget::pause`] sets a "not before" for every lane of every process;
 //!   for one window after the pause ends, every slot costs twice its interval (half capacity).
 //! * **One round trip.** Each reservation is one call of one Lua script (`budget.lua`, `EVALSHA`)
-//!   using Redis's own clock (`TIME`), so instance clocks do not matter and the proxy can pipeline
-//!   it with its other reads ([`GlobalBudget::add_reserve_to_pipeline`]).
+//!   using Redis's own clock (`TIME`), so instance clocks do not matter; the proxy's precondition
+//!   (revocation, session, plan) is checked inside the same call ([`Precondition`]).
 //! * **Fallback.** [`LocalBudget`] is the same model in memory for when Redis is down, with each
 //!   instance's share of the budget ([`Heartbeat`] counts the instances); see [`local`] for how it
 //!   keeps the promise at the switch.

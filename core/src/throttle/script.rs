@@ -1,18 +1,14 @@
 //! The shared budget in Redis ([`GlobalBudget`]): builds the calls of `budget.lua` (one script,
 //! three operations: reserve, snapshot, pause) and reads their replies.
 //!
-//! Reserving in a pipeline: [`GlobalBudget::add_reserve_to_pipeline`] appends one `EVALSHA`, and
-//! the pipeline's reply is read as a [`Decision`] (it implements `FromRedisValue`). A pipeline does
-//! not load a missing script by itself: call [`GlobalBudget::load_script`] at start-up (scripts
-//! live in the Redis server, not in a connection), and if a pipeline fails with
-//! [`GlobalBudget::is_missing_script`]
-//! (Redis restarted, failover, `SCRIPT FLUSH`), load it and send the pipeline again: a `NOSCRIPT`
-//! reply means nothing was reserved.
+//! A reservation is one `EVALSHA` whose reply reads as a [`Decision`]. When Redis lacks the script
+//! (restart, failover, `SCRIPT FLUSH`) it answers `NOSCRIPT` having reserved nothing; the call then
+//! loads the script and is sent once more.
 
 use std::time::Duration;
 
 use redis::aio::ConnectionLike;
-use redis::{ErrorKind, RedisError, Script, ScriptInvocation, ServerErrorKind};
+use redis::{ErrorKind, RedisError, Script, ScriptInvocation};
 
 use super::clock::Clock;
 use super::config::{BudgetConfig, BudgetConfigError, BudgetPlan};
@@ -68,31 +64,16 @@ impl GlobalBudget {
     pub async fn reserve(
         &self,
         conn: &mut impl ConnectionLike,
-        request: ReserveRequest,
+        request: &ReserveRequest,
     ) -> Result<Decision, RedisError> {
         let nonce = nonce();
-        self.reserve_invocation(&request, &nonce).invoke_async(conn).await
+        self.reserve_invocation(request, &nonce).invoke_async(conn).await
     }
 
-    /// Appends the reservation to `pipe`; its reply reads as a [`Decision`] (see the module doc for
-    /// loading the script).
-    pub fn add_reserve_to_pipeline(&self, pipe: &mut redis::Pipeline, request: &ReserveRequest) {
-        let nonce = nonce();
-        pipe.invoke_script(&self.reserve_invocation(request, &nonce));
-    }
-
-    /// Loads the script into Redis (for pipelines, which do not load it themselves).
+    /// Loads the script into Redis ahead of its first call (a call loads it too when Redis lacks
+    /// it, at the cost of two more round trips).
     pub async fn load_script(&self, conn: &mut impl ConnectionLike) -> Result<(), RedisError> {
         self.script.load_async(conn).await.map(|_| ())
-    }
-
-    /// Whether a pipeline failed because Redis did not have the script: load it and retry.
-    pub fn is_missing_script(error: &RedisError) -> bool {
-        error.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
-            || error
-                .clone()
-                .into_server_errors()
-                .is_some_and(|errors| errors.iter().any(|(_, e)| e.kind() == Some(ServerErrorKind::NoScript)))
     }
 
     /// Pauses every lane of every process until `duration` from now (Redis's clock), never
