@@ -324,6 +324,14 @@ async fn retention_prunes_old_records_and_what_remains_still_verifies() {
         "{}",
         String::from_utf8_lossy(&cut.stderr)
     );
+    // Pruning refuses to write on top of the rewrite (it would seal it), so it stays visible;
+    // so does a rewrite that also removes the seal.
+    assert!(!s.control_command(&["audit", "prune"]).status.success());
+    s.control.sql("update audit_chain set seal = null");
+    assert!(!s.control_command(&["audit", "prune"]).status.success());
+    let unsealed = s.control_command(&["audit", "verify"]);
+    assert!(!unsealed.status.success());
+    assert!(String::from_utf8_lossy(&unsealed.stderr).contains("rewritten"));
 }
 
 #[tokio::test]

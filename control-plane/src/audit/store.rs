@@ -62,6 +62,17 @@ pub struct ChainState {
     pub seal: Option<Vec<u8>>,
 }
 
+impl ChainState {
+    /// Whether the head and anchor are the ones last written by a holder of the key: their seal
+    /// matches, or (no seal yet) the chain is still at genesis.
+    pub fn is_sealed(&self, key: &[u8; 32]) -> bool {
+        match &self.seal {
+            Some(stored) => stored.as_slice() == asf_core::audit::seal(key, &self.head, &self.anchor).as_slice(),
+            None => self.head == ChainLink::GENESIS && self.anchor == ChainLink::GENESIS,
+        }
+    }
+}
+
 fn link(seq: i64, hash: &[u8]) -> ChainLink {
     let mut bytes = [0u8; 32];
     if hash.len() == 32 {
@@ -106,9 +117,18 @@ async fn store_chain(
     Ok(())
 }
 
-/// Locks the chain for an append or a prune (held until the transaction ends).
-async fn lock_chain(tx: &mut Transaction<'_, Postgres>) -> Result<ChainState, sqlx::Error> {
-    read_chain(tx, LOCK_CHAIN).await
+/// Locks the chain for an append or a prune (held until the transaction ends). A head or anchor
+/// someone rewrote is refused: writing on top of it would seal the rewrite (the records wait on the
+/// stream, nothing is lost) until an operator has looked.
+async fn lock_chain(tx: &mut Transaction<'_, Postgres>, key: &[u8; 32]) -> Result<ChainState, sqlx::Error> {
+    let chain = read_chain(tx, LOCK_CHAIN).await?;
+    if !chain.is_sealed(key) {
+        tracing::error!(
+            "the audit chain's head or anchor does not match its seal; not writing (run `asf-control audit verify`)"
+        );
+        return Err(sqlx::Error::Protocol("audit chain seal mismatch".into()));
+    }
+    Ok(chain)
 }
 
 /// Reads the chain's head and anchor.
@@ -119,17 +139,7 @@ pub async fn chain_state(conn: &mut PgConnection) -> Result<ChainState, sqlx::Er
 /// Appends the records not stored yet, in order, in one transaction. Returns how many were new.
 pub async fn append(db: &PgPool, key: &[u8; 32], records: &[AuditRecord]) -> Result<usize, sqlx::Error> {
     let mut tx = db.begin().await?;
-    let mut chain = lock_chain(&mut tx).await?;
-    // Extending a head someone rewrote would seal the rewrite: refuse (the records wait on the
-    // stream, nothing is lost) until an operator has looked.
-    if chain.seal.is_some()
-        && chain.seal.as_deref() != Some(asf_core::audit::seal(key, &chain.head, &chain.anchor).as_slice())
-    {
-        tracing::error!(
-            "the audit chain's head or anchor does not match its seal; not appending (run `asf-control audit verify`)"
-        );
-        return Err(sqlx::Error::Protocol("audit chain seal mismatch".into()));
-    }
+    let mut chain = lock_chain(&mut tx, key).await?;
     let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
     let stored: Vec<String> = sqlx::query_scalar("select record_id from audit_log where record_id = any($1)")
         .bind(&ids)
@@ -256,7 +266,7 @@ pub async fn prune(db: &PgPool, key: &[u8; 32], cutoff_ms: i64) -> Result<u64, s
     let mut removed = 0;
     loop {
         let mut tx = db.begin().await?;
-        let chain = lock_chain(&mut tx).await?;
+        let chain = lock_chain(&mut tx, key).await?;
         let first_kept: Option<i64> = sqlx::query_scalar("select min(seq) from audit_log where at_ms >= $1")
             .bind(cutoff_ms)
             .fetch_one(&mut *tx)

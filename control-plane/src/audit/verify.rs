@@ -39,11 +39,7 @@ pub async fn verify(db: &PgPool, key: &[u8; 32]) -> Result<Verdict, sqlx::Error>
 
 async fn verify_snapshot(conn: &mut PgConnection, key: &[u8; 32]) -> Result<Verdict, sqlx::Error> {
     let state = store::chain_state(conn).await?;
-    let sealed = match &state.seal {
-        Some(stored) => stored.as_slice() == asf_core::audit::seal(key, &state.head, &state.anchor).as_slice(),
-        None => state.head == ChainLink::GENESIS && state.anchor == ChainLink::GENESIS,
-    };
-    if !sealed {
+    if !state.is_sealed(key) {
         return Ok(Verdict::Broken {
             seq: state.head.seq,
             record_id: None,
