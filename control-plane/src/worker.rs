@@ -124,6 +124,16 @@ pub async fn run(refresher: SessionRefresher, interval: Duration, jobs: Jobs) {
     let mut prune_ticker = tokio::time::interval(PRUNE_INTERVAL);
     let mut republish_ticker = tokio::time::interval(REPUBLISH_INTERVAL);
     let mut plan_ticker = tokio::time::interval(PLAN_CHANGE_POLL);
+    // A slow job (a prune, a Stripe batch) delays the next ticks instead of firing them in a burst.
+    for ticker in [
+        &mut inbox_ticker,
+        &mut ticker,
+        &mut prune_ticker,
+        &mut republish_ticker,
+        &mut plan_ticker,
+    ] {
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
     loop {
         tokio::select! {
             _ = prune_ticker.tick() => prune_audit(&plans.db, &chain_key, retention).await,

@@ -38,10 +38,6 @@ impl Entitlement {
         fields.extend(self.upgrades.iter().map(|(c, plan)| (upgrade_field(c), plan.clone())));
         fields
     }
-
-    pub fn allows(&self, class: &str) -> bool {
-        self.classes.iter().any(|c| c == class)
-    }
 }
 
 /// The entitlement as the budget script reports it with a granted slot: what the proxy remembers

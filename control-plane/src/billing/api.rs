@@ -153,7 +153,8 @@ async fn checkout(
     let url = stripe
         .checkout(&tenant.to_string(), &customer, &price)
         .await
-        .map_err(stripe_failed)?;
+        .map_err(stripe_failed)?
+        .ok_or_else(|| stripe_failed("Checkout Session without a URL"))?;
     Ok(Json(json!({ "url": url })))
 }
 

@@ -48,8 +48,9 @@ impl StripeApi {
         Ok(customer.id.to_string())
     }
 
-    /// A Checkout Session in subscription mode for `price`; returns its URL.
-    pub async fn checkout(&self, tenant: &str, customer: &str, price: &str) -> Result<String, StripeError> {
+    /// A Checkout Session in subscription mode for `price`; returns its URL (Stripe always sends
+    /// one for a hosted session; `None` only if it did not).
+    pub async fn checkout(&self, tenant: &str, customer: &str, price: &str) -> Result<Option<String>, StripeError> {
         let mut item = CreateCheckoutSessionLineItems::new();
         item.price = Some(price.to_owned());
         item.quantity = Some(1);
@@ -68,7 +69,7 @@ impl StripeApi {
             .subscription_data(subscription)
             .send(&self.client)
             .await?;
-        Ok(session.url.unwrap_or_default())
+        Ok(session.url)
     }
 
     pub async fn subscription(&self, id: &str) -> Result<Subscription, StripeError> {
